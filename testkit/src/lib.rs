@@ -164,6 +164,8 @@
 //! CPython 3.9 to 3.13 (free-threaded builds included), on Linux and macOS (the crate is
 //! Unix-only: process groups and signals).
 
+#![deny(missing_docs)]
+
 #[cfg(not(unix))]
 compile_error!("bindery-testkit runs interpreters in process groups and names signals: Unix only");
 

@@ -173,6 +173,11 @@ impl Script {
     /// Finds the interpreter, builds and stages the extensions, then runs the script up to
     /// [`Script::reruns`] times and returns the last run's outcome, or the first failure.
     /// Staging folders made here are removed afterwards.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the public contract returns the failure by value; it is built once, on the \
+                  way to failing a test, so its size costs nothing"
+    )]
     pub fn run(&self) -> Result<Outcome, ScriptFailure> {
         let source = self.source();
         let fail = |kind, run, python: Option<&PythonInfo>, stdout: String, stderr: String| {

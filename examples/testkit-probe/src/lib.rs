@@ -90,6 +90,10 @@ unsafe extern "C" fn exec_module(module: *mut PyObject) -> c_int {
         // SAFETY: the interpreter calls exec slots with an attached thread state, so there
         // is a current interpreter.
         let id = unsafe { PyInterpreterState_GetID(PyInterpreterState_Get()) };
+        #[allow(
+            irrefutable_let_patterns,
+            reason = "C long is 64-bit on Linux and macOS, 32-bit elsewhere"
+        )]
         let Ok(id) = c_long::try_from(id) else {
             // SAFETY: thread state attached (see above); both pointers are valid C strings.
             unsafe {
