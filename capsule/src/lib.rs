@@ -104,6 +104,8 @@
 //! CPython 3.9 to 3.13 (GIL builds), through pyo3-ffi 0.30. Own-GIL subinterpreters need
 //! 3.12+. The interpreter is chosen at build time (`PYO3_PYTHON`).
 
+#![deny(missing_docs)]
+
 mod capsule;
 mod compat;
 mod error;

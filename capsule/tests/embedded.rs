@@ -65,19 +65,15 @@ fn state_dict(py: Python<'_>) -> *mut ffi::PyObject {
 fn set_in_state_dict(py: Python<'_>, key: &str, value: &Owned<'_>) {
     let key = CString::new(key).unwrap();
     // SAFETY: attached thread state; live dict and value; SetItemString increfs.
-    assert_eq!(
-        unsafe { ffi::PyDict_SetItemString(state_dict(py), key.as_ptr(), value.as_ptr()) },
-        0
-    );
+    let rc = unsafe { ffi::PyDict_SetItemString(state_dict(py), key.as_ptr(), value.as_ptr()) };
+    assert_eq!(rc, 0);
 }
 
 fn del_from_state_dict(py: Python<'_>, key: &str) {
     let key = CString::new(key).unwrap();
     // SAFETY: attached thread state; live dict.
-    assert_eq!(
-        unsafe { ffi::PyDict_DelItemString(state_dict(py), key.as_ptr()) },
-        0
-    );
+    let rc = unsafe { ffi::PyDict_DelItemString(state_dict(py), key.as_ptr()) };
+    assert_eq!(rc, 0);
 }
 
 fn raw_in_state_dict(py: Python<'_>, key: &str) -> *mut ffi::PyObject {
@@ -169,11 +165,8 @@ fn policies_apply_when_the_capsule_dies() {
         del_from_state_dict(py, "embedded.policy.leak");
         assert_eq!(LEAK_DROPS.load(Ordering::SeqCst), 0, "Leak never drops");
         // SAFETY: leaked values stay valid for the process.
-        assert_eq!(
-            unsafe { leaked.as_ref() }.tag,
-            7,
-            "a leaked value stays readable"
-        );
+        let tag = unsafe { leaked.as_ref() }.tag;
+        assert_eq!(tag, 7, "a leaked value stays readable");
 
         let before = CUSTOM_CALLS.load(Ordering::SeqCst);
         atomic_get_or_create_in_state_dict(
@@ -400,10 +393,8 @@ fn foreign_object_is_refused_and_left_untouched() {
         // SAFETY: `list` is a live list.
         assert_eq!(unsafe { ffi::PyList_Size(list.as_ptr()) }, 0);
         // SAFETY: attached thread state.
-        assert!(
-            unsafe { ffi::PyErr_Occurred() }.is_null(),
-            "no error left pending"
-        );
+        let pending = unsafe { ffi::PyErr_Occurred() };
+        assert!(pending.is_null(), "no error left pending");
         del_from_state_dict(py, key);
     });
 }
@@ -593,10 +584,8 @@ fn saved_error_restores_and_type_names_read_well() {
             let saved = SavedError::save(py);
             assert!(saved.had_error());
             // SAFETY: attached thread state.
-            assert!(
-                unsafe { ffi::PyErr_Occurred() }.is_null(),
-                "cleared while saved"
-            );
+            let pending = unsafe { ffi::PyErr_Occurred() };
+            assert!(pending.is_null(), "cleared while saved");
             raise_value_error("second, replaced on restore");
         }
         assert_eq!(take_error_text(py).as_deref(), Some("ValueError: first"));

@@ -1,6 +1,8 @@
 //! `bindery_example_capsule_a`: one of two separately built extension modules that share a
 //! capsule through the interpreter state dict (see `bindery-example-capsule-common`).
 
+#![deny(missing_docs)]
+
 use bindery_example_capsule_common as common;
 use pyo3_ffi as ffi;
 use std::ffi::c_int;

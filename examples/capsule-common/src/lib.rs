@@ -24,6 +24,8 @@
 //! holds something else, `ValueError` for a bad key or policy, `RuntimeError` otherwise,
 //! each with `CapsuleError`'s message.
 
+#![deny(missing_docs)]
+
 mod compat;
 mod functions;
 mod module;
