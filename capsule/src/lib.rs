@@ -109,6 +109,7 @@
 mod capsule;
 mod compat;
 mod error;
+mod layout;
 mod python;
 mod state_dict;
 

@@ -1,8 +1,9 @@
 //! Get-or-create in the interpreter state dict: [`atomic_get_or_create_in_state_dict`] and
 //! [`get_capsule_from_state_dict`].
 
-use crate::capsule::{Dtor, FreshCapsule, bindery_header, c_key, capsule_value};
+use crate::capsule::{Dtor, FreshCapsule, bindery_header, capsule_value};
 use crate::error::CapsuleError;
+use crate::layout::c_key;
 use crate::python::{Owned, Python, SavedError, take_error_text};
 use pyo3_ffi as ffi;
 use std::ptr::NonNull;
