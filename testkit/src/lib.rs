@@ -172,6 +172,7 @@ compile_error!("bindery-testkit runs interpreters in process groups and names si
 mod dedent;
 mod extension;
 mod failure;
+mod golden;
 mod json;
 mod process;
 mod python;
@@ -180,6 +181,7 @@ mod subinterp;
 
 pub use extension::{Extension, StagedExtension};
 pub use failure::{FailureKind, ScriptFailure};
+pub use golden::assert_golden;
 pub use python::PythonInfo;
 pub use script::{Outcome, Script};
 pub use subinterp::SUBINTERPRETER_HELPERS;
