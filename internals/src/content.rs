@@ -1,9 +1,12 @@
 //! What lives in the capsules: the shared [`Internals`] of an interpreter and the
 //! [`LocalInternals`] of one module in one interpreter.
 
+use std::cell::Cell;
 use std::ops::Deref;
+use std::thread::LocalKey;
 
 use crate::key::{get_local_internals_key, internals_id};
+use crate::manager::{Cached, LOCAL_CACHE, SHARED_CACHE};
 use crate::registry::{Translators, TypeRegistry};
 
 /// The registries every internals value carries.
@@ -93,6 +96,8 @@ pub(crate) trait Content: Send + Sync + Sized + 'static {
     fn key() -> &'static str;
     /// Fresh, empty content for an interpreter.
     fn new(interpreter_id: i64) -> Self;
+    /// The per-thread cache for subinterpreters (a static, so the access inlines).
+    fn cache() -> &'static LocalKey<Cell<Cached>>;
 }
 
 impl Content for Internals {
@@ -105,6 +110,10 @@ impl Content for Internals {
             registries: Registries::new(interpreter_id),
         }
     }
+    #[inline(always)]
+    fn cache() -> &'static LocalKey<Cell<Cached>> {
+        &SHARED_CACHE
+    }
 }
 
 impl Content for LocalInternals {
@@ -116,5 +125,9 @@ impl Content for LocalInternals {
         LocalInternals {
             registries: Registries::new(interpreter_id),
         }
+    }
+    #[inline(always)]
+    fn cache() -> &'static LocalKey<Cell<Cached>> {
+        &LOCAL_CACHE
     }
 }

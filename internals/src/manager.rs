@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, Ordering};
-use std::thread::LocalKey;
 
 use bindery_capsule::{
     CapsuleError, Dtor, Owned, Python, atomic_get_or_create_in_state_dict, capsule_value,
@@ -120,17 +119,18 @@ pub(crate) struct Manager<C: Content> {
     /// Interpreter ID -> entry, for every interpreter this module ever served. Written and
     /// read on the slow path; the lock is never held across a Python call.
     record: Mutex<BTreeMap<i64, Entry>>,
-    /// Per-thread cache for subinterpreters, checked against `GENERATION`.
-    tls: &'static LocalKey<Cell<Cached>>,
 }
 
 thread_local! {
-    static SHARED_CACHE: Cell<Cached> = const { Cell::new(Cached::EMPTY) };
-    static LOCAL_CACHE: Cell<Cached> = const { Cell::new(Cached::EMPTY) };
+    /// Per-thread cache of the shared internals in subinterpreters, checked against
+    /// `GENERATION`. Reached through [`Content::cache`], a static the compiler sees through.
+    pub(crate) static SHARED_CACHE: Cell<Cached> = const { Cell::new(Cached::EMPTY) };
+    /// The same for local internals.
+    pub(crate) static LOCAL_CACHE: Cell<Cached> = const { Cell::new(Cached::EMPTY) };
 }
 
-pub(crate) static SHARED: Manager<Internals> = Manager::new(&SHARED_CACHE);
-pub(crate) static LOCAL: Manager<LocalInternals> = Manager::new(&LOCAL_CACHE);
+pub(crate) static SHARED: Manager<Internals> = Manager::new();
+pub(crate) static LOCAL: Manager<LocalInternals> = Manager::new();
 
 /// The internals of the current interpreter, shared by every module with the same
 /// [`internals_id`](crate::internals_id); created on first use.
@@ -213,13 +213,12 @@ fn interp_id(_py: Python<'_>, interp: *mut PyInterpreterState) -> i64 {
 }
 
 impl<C: Content> Manager<C> {
-    const fn new(tls: &'static LocalKey<Cell<Cached>>) -> Manager<C> {
+    const fn new() -> Manager<C> {
         Manager {
             fast: AtomicPtr::new(ptr::null_mut()),
             main_content: AtomicPtr::new(ptr::null_mut()),
             main_interp: AtomicPtr::new(ptr::null_mut()),
             record: Mutex::new(BTreeMap::new()),
-            tls,
         }
     }
 
@@ -251,7 +250,7 @@ impl<C: Content> Manager<C> {
             }
         }
         // try_with: during thread teardown the cache may be gone; the slow path still works.
-        if let Ok(cached) = self.tls.try_with(Cell::get)
+        if let Ok(cached) = C::cache().try_with(Cell::get)
             && cached.interp == interp
             && cached.generation == GENERATION.load(Ordering::Acquire)
         {
@@ -294,7 +293,7 @@ impl<C: Content> Manager<C> {
                 generation,
                 content: content.as_ptr().cast_const().cast(),
             };
-            let _ = self.tls.try_with(|cell| cell.set(cached));
+            let _ = C::cache().try_with(|cell| cell.set(cached));
         }
         // (Content recovered after the state dict was cleared is not cached: the
         // interpreter is finalizing, and no sentinel would tell when it is gone.)
@@ -408,7 +407,7 @@ impl<C: Content> Manager<C> {
             self.fast.store(ptr::null_mut(), Ordering::Release);
         }
         self.main_content.store(ptr::null_mut(), Ordering::Release);
-        let _ = self.tls.try_with(|cell| cell.set(Cached::EMPTY));
+        let _ = C::cache().try_with(|cell| cell.set(Cached::EMPTY));
     }
 
     /// Marks interpreter `id` as released and forgets the caches, as if the content had
