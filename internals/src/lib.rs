@@ -106,9 +106,10 @@
 //! # Speed
 //!
 //! `cargo bench -p bindery-internals --features test-hooks --bench get_internals`; figures
-//! in the repository's `BENCHMARKS.md`: about 2 ns on the main-interpreter fast path, 5 ns
-//! after subinterpreters appeared, 6 ns in a subinterpreter (of which 3 ns is the
-//! `PyInterpreterState_Get` call that tells interpreters apart), 250-500 ns on the slow path.
+//! in the repository's `BENCHMARKS.md`: 2 ns on the main-interpreter fast path, 4 ns in the
+//! main interpreter after subinterpreters appeared, 5 ns in a subinterpreter (of which 3 ns
+//! is the `PyInterpreterState_Get` call that tells interpreters apart), 250-600 ns on the
+//! slow path.
 //!
 //! # Invariants
 //!
