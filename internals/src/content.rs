@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::thread::LocalKey;
 
 use crate::key::{get_local_internals_key, internals_id};
-use crate::manager::{Cached, LOCAL_CACHE, SHARED_CACHE};
+use crate::manager::{Cached, LOCAL, LOCAL_CACHE, Manager, SHARED, SHARED_CACHE};
 use crate::registry::{Translators, TypeRegistry};
 
 /// The registries every internals value carries.
@@ -98,6 +98,12 @@ pub(crate) trait Content: Send + Sync + Sized + 'static {
     fn new(interpreter_id: i64) -> Self;
     /// The per-thread cache for subinterpreters (a static, so the access inlines).
     fn cache() -> &'static LocalKey<Cell<Cached>>;
+    /// This module's manager of this kind of content (used by the negative control).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    fn manager() -> &'static Manager<Self>;
+    /// ID of the interpreter the content belongs to (used by the negative control).
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
+    fn interpreter(&self) -> i64;
 }
 
 impl Content for Internals {
@@ -114,6 +120,12 @@ impl Content for Internals {
     fn cache() -> &'static LocalKey<Cell<Cached>> {
         &SHARED_CACHE
     }
+    fn manager() -> &'static Manager<Self> {
+        &SHARED
+    }
+    fn interpreter(&self) -> i64 {
+        self.interpreter_id
+    }
 }
 
 impl Content for LocalInternals {
@@ -129,5 +141,11 @@ impl Content for LocalInternals {
     #[inline(always)]
     fn cache() -> &'static LocalKey<Cell<Cached>> {
         &LOCAL_CACHE
+    }
+    fn manager() -> &'static Manager<Self> {
+        &LOCAL
+    }
+    fn interpreter(&self) -> i64 {
+        self.interpreter_id
     }
 }

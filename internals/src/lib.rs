@@ -142,6 +142,7 @@ mod fatal;
 mod key;
 mod lock;
 mod manager;
+mod policy;
 mod registry;
 #[cfg(feature = "test-hooks")]
 pub mod testing;

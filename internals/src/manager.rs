@@ -22,6 +22,7 @@ use crate::content::{Content, Internals, LocalInternals};
 use crate::error::InternalsError;
 use crate::key::get_local_internals_key;
 use crate::lock::lock;
+use crate::policy::content_dtor;
 
 /// What to do when content would be created a second time for an interpreter that had it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,8 +62,10 @@ pub(crate) enum Entry {
     /// The content at this address was found or created for the interpreter. It is leaked,
     /// so it stays valid even after the state dict that held its capsule is cleared.
     Live(usize),
-    /// The content was released (only the test hooks and the negative-control switch do
-    /// that): asking again would re-create it.
+    /// The content was released: asking again would re-create it. Content is leaked, so
+    /// only the test hooks and the negative control release it; the guard stays for any
+    /// future change of policy, which the tests would then exercise.
+    #[cfg_attr(not(feature = "test-hooks"), allow(dead_code))]
     Released,
 }
 
@@ -336,7 +339,7 @@ impl<C: Content> Manager<C> {
         // First time for this interpreter: build outside any Rust lock (the capsule layer
         // calls `make` with no lock held), install with PyDict_SetDefault.
         let (content, _created) =
-            atomic_get_or_create_in_state_dict(py, key, || C::new(id), Dtor::Leak)
+            atomic_get_or_create_in_state_dict(py, key, || C::new(id), content_dtor::<C>())
                 .map_err(capsule_error)?;
         Ok((self.note(py, id, content)?, Found::InStateDict))
     }

@@ -243,6 +243,28 @@ fn recreation_is_an_error_under_the_opt_in_policy() {
 }
 
 #[test]
+fn negative_control_freeing_internals_at_exit_is_caught() {
+    // The design pybind11 reverted: free internals when the state dict is cleared. After
+    // the clear (what finalization does before its last garbage collection) an access must
+    // not find a new, empty registry: the guard stops the process with its diagnostic.
+    let body = r#"
+        import bindery_example_internals_a as a
+        a.internals_address()
+        a.clear_state_dict()
+        a.internals_address()
+        print("unreachable")
+        "#;
+    Script::new(body)
+        .extension(module_a())
+        .env("BINDERY_TEST_FREE_INTERNALS_AT_EXIT", "1")
+        .expect_failure_containing("bindery: refusing to re-create the internals of interpreter 0")
+        .check();
+    // Control of the control: with the default policy the same script succeeds.
+    let outcome = Script::new(body).extension(module_a()).check();
+    assert!(outcome.stdout.contains("unreachable"), "{}", outcome.stdout);
+}
+
+#[test]
 fn recreation_in_a_subinterpreter_names_that_interpreter() {
     script(
         r#"
