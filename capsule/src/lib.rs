@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! Python<'py>                      proof of an attached thread state (no PyGILState_*)
+//! Owned<'py> / Borrowed<'a, 'py>   strong reference / borrowed reference (no refcount change)
 //! Dtor::{Drop, Leak, Custom(f)}    what happens to the value when the capsule dies
 //! new_capsule(py, name, v, dtor)   -> Owned capsule         capsule_value::<T>(&obj, name) -> NonNull<T>
 //! atomic_get_or_create_in_state_dict::<T>(py, key, make, dtor) -> (NonNull<T>, created)
@@ -115,5 +116,5 @@ mod state_dict;
 
 pub use capsule::{Dtor, capsule_value, new_capsule};
 pub use error::CapsuleError;
-pub use python::{Owned, Python, SavedError, take_error_text};
+pub use python::{Borrowed, Owned, Python, SavedError, take_error_text};
 pub use state_dict::{atomic_get_or_create_in_state_dict, get_capsule_from_state_dict};

@@ -1,5 +1,5 @@
-//! The attached-thread-state token [`Python`], owned references [`Owned`] and the pending
-//! error guard [`SavedError`].
+//! The attached-thread-state token [`Python`], owned references [`Owned`], borrowed
+//! references [`Borrowed`] and the pending error guard [`SavedError`].
 
 use crate::compat::{self, RawError};
 use pyo3_ffi as ffi;
@@ -124,13 +124,113 @@ impl<'py> Owned<'py> {
         self.py
     }
 
+    /// A borrowed handle to the same object, valid while `self` is (no reference count
+    /// change).
+    #[inline]
+    pub fn as_borrowed(&self) -> Borrowed<'_, 'py> {
+        Borrowed {
+            ptr: self.ptr,
+            py: self.py,
+            _borrow: PhantomData,
+        }
+    }
+
     /// The name of the object's type for messages: `__qualname__` for builtins
     /// (`"dict"`), `__module__.__qualname__` otherwise (`"collections.OrderedDict"`),
     /// falling back to `tp_name`. Leaves any pending Python error untouched.
     pub fn type_name(&self) -> String {
-        // SAFETY: `self` is a live object, so its type pointer is valid.
-        let ty = unsafe { ffi::Py_TYPE(self.as_ptr()) };
-        type_object_name(self.py, ty)
+        self.as_borrowed().type_name()
+    }
+}
+
+/// A borrowed reference to a Python object: no reference count change when made, copied or
+/// dropped. The object is guaranteed alive for `'a` by whoever lent it (an [`Owned`] via
+/// [`Owned::as_borrowed`], or CPython for the arguments of a call, as `METH_FASTCALL` passes
+/// them), and the handle cannot outlive the token's `'py`.
+///
+/// `Copy`, neither `Send` nor `Sync` (it carries the token). Turn it into an [`Owned`] with
+/// [`Borrowed::to_owned`] to keep the object beyond `'a`.
+#[derive(Clone, Copy)]
+pub struct Borrowed<'a, 'py> {
+    ptr: NonNull<ffi::PyObject>,
+    py: Python<'py>,
+    _borrow: PhantomData<&'a Owned<'py>>,
+}
+
+impl<'a, 'py> Borrowed<'a, 'py> {
+    /// Wraps a borrowed pointer; `None` if `p` is null (the C API's "an exception is set").
+    ///
+    /// # Safety
+    /// `p` is null or points to a live object that stays alive for all of `'a` (someone
+    /// else holds a strong reference for that long, or CPython lent it for a call).
+    #[inline]
+    pub unsafe fn from_ptr(py: Python<'py>, p: *mut ffi::PyObject) -> Option<Borrowed<'a, 'py>> {
+        NonNull::new(p).map(|ptr| Borrowed {
+            ptr,
+            py,
+            _borrow: PhantomData,
+        })
+    }
+
+    /// Wraps a non-null borrowed pointer.
+    ///
+    /// # Safety
+    /// As for [`Borrowed::from_ptr`]: `p` is live for all of `'a`.
+    #[inline]
+    pub unsafe fn from_non_null(py: Python<'py>, p: NonNull<ffi::PyObject>) -> Borrowed<'a, 'py> {
+        Borrowed {
+            ptr: p,
+            py,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// The object pointer (borrowed: the caller gets no reference).
+    #[inline]
+    pub fn as_ptr(self) -> *mut ffi::PyObject {
+        self.ptr.as_ptr()
+    }
+
+    /// The token this handle is bound to.
+    #[inline]
+    pub fn py(self) -> Python<'py> {
+        self.py
+    }
+
+    /// A new strong reference to the object (`Py_INCREF`).
+    #[inline]
+    pub fn to_owned(self) -> Owned<'py> {
+        // SAFETY: the object is live for 'a (constructor contract) and the token proves an
+        // attached thread state, so the reference count may change.
+        unsafe { ffi::Py_INCREF(self.as_ptr()) };
+        Owned {
+            ptr: self.ptr,
+            py: self.py,
+        }
+    }
+
+    /// The object's type object (borrowed from the object).
+    #[inline]
+    pub fn type_ptr(self) -> *mut ffi::PyTypeObject {
+        // SAFETY: the object is live, so its type pointer is valid.
+        unsafe { ffi::Py_TYPE(self.as_ptr()) }
+    }
+
+    /// Whether both handles point to the same object (Python's `is`).
+    #[inline]
+    pub fn is(self, other: Borrowed<'_, 'py>) -> bool {
+        self.ptr == other.ptr
+    }
+
+    /// The name of the object's type for messages, as [`Owned::type_name`] gives it.
+    pub fn type_name(self) -> String {
+        type_object_name(self.py, self.type_ptr())
+    }
+}
+
+impl fmt::Debug for Borrowed<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<borrowed {} object at {:p}>", self.type_name(), self.ptr)
     }
 }
 
