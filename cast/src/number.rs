@@ -180,7 +180,20 @@ macro_rules! small_ints {
         }
     )*};
 }
-small_ints!(i8, i16, i32, i64, isize, u8, u16, u32, usize);
+small_ints!(i8, i16, i32, i64, isize, u8, u16, u32);
+
+impl Int for usize {
+    const MIN: Self = usize::MIN;
+    const MAX: Self = usize::MAX;
+    fn from_wide(int: Borrowed<'_, '_>) -> Result<Self, CastError> {
+        let fail = || overflow::<usize>(int, usize::MIN, usize::MAX);
+        match long_value(int) {
+            Long::Above => usize::try_from(u64_above_i64(int).map_err(|_| fail())?)
+                .map_err(|_| fail()),
+            _ => Err(fail()),
+        }
+    }
+}
 
 impl Int for u64 {
     const MIN: Self = u64::MIN;
