@@ -4,6 +4,7 @@
 //! ```text
 //! Python<'py>                      proof of an attached thread state (no PyGILState_*)
 //! Owned<'py> / Borrowed<'a, 'py>   strong reference / borrowed reference (no refcount change)
+//! Handle                           storable strong reference: Send + Sync, no lifetime
 //! Dtor::{Drop, Leak, Custom(f)}    what happens to the value when the capsule dies
 //! new_capsule(py, name, v, dtor)   -> Owned capsule         capsule_value::<T>(&obj, name) -> NonNull<T>
 //! atomic_get_or_create_in_state_dict::<T>(py, key, make, dtor) -> (NonNull<T>, created)
@@ -70,6 +71,11 @@
 //! - [`Dtor::Custom`] for foreign resources that need a specific release call (a C
 //!   library handle, a pool): the function gets the `Box<T>` exactly once.
 //!
+//! **Storing Python objects in Rust values.** [`Owned`] and [`Borrowed`] carry the token's
+//! `'py` lifetime and cannot be stored; [`Handle`] can (`Send + Sync`, no lifetime):
+//! `Handle::new(owned)` to keep it, `handle.bind(py)` to use it. Drop it while attached to
+//! its interpreter; elsewhere the reference is leaked with a warning, never released unsafely.
+//!
 //! **Lifetime checks.** [`get_capsule_from_state_dict`] returns the capsule object itself;
 //! holding it pins a `Drop` value, and comparing pointers tells whether the capsule under
 //! the key is still the one you saw.
@@ -116,5 +122,5 @@ mod state_dict;
 
 pub use capsule::{Dtor, capsule_value, new_capsule};
 pub use error::CapsuleError;
-pub use python::{Borrowed, Owned, Python, SavedError, take_error_text};
+pub use python::{Borrowed, Handle, Owned, Python, SavedError, take_error_text};
 pub use state_dict::{atomic_get_or_create_in_state_dict, get_capsule_from_state_dict};

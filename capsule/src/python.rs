@@ -1,12 +1,15 @@
 //! The attached-thread-state token [`Python`], owned references [`Owned`], borrowed
-//! references [`Borrowed`] and the pending error guard [`SavedError`].
+//! references [`Borrowed`], storable references [`Handle`] and the pending error guard
+//! [`SavedError`].
 
 use crate::compat::{self, RawError};
 use pyo3_ffi as ffi;
 use std::ffi::CStr;
 use std::fmt;
+use std::io::Write;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Proof that the current thread has an attached thread state (holds the GIL of its
 /// interpreter) for the lifetime `'py`.
@@ -230,7 +233,12 @@ impl<'a, 'py> Borrowed<'a, 'py> {
 
 impl fmt::Debug for Borrowed<'_, '_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<borrowed {} object at {:p}>", self.type_name(), self.ptr)
+        write!(
+            f,
+            "<borrowed {} object at {:p}>",
+            self.type_name(),
+            self.ptr
+        )
     }
 }
 
@@ -255,6 +263,136 @@ impl Drop for Owned<'_> {
 impl fmt::Debug for Owned<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "<{} object at {:p}>", self.type_name(), self.ptr)
+    }
+}
+
+/// An owned strong reference to a Python object that can be stored anywhere: in the Rust
+/// value of a registered class, a `static`-free cache, a channel. No `'py` lifetime; `Send`
+/// and `Sync`.
+///
+/// Everything that touches the object needs a [`Python`] token: [`Handle::bind`] lends it as
+/// a [`Borrowed`], [`Handle::clone_ref`] makes another strong reference. Without a token a
+/// `Handle` is only a pointer ([`Handle::as_ptr`]), which is what makes it safe to move
+/// between threads.
+///
+/// **Drop.** If the dropping thread has an attached thread state ([`Python::with_attached`]),
+/// the reference is released (`Py_DECREF`), which may run finalizers. Otherwise, for example
+/// a `Handle` dropped by a Rust thread that never held the GIL, or after the interpreter
+/// finished, the reference is leaked: the object stays alive for the rest of the process and
+/// the first such leak in the process writes one warning to stderr. It never crashes and never
+/// touches the object without a thread state. Drop handles while attached to avoid the leak.
+///
+/// **Interpreters.** A `Handle` belongs to the interpreter its object lives in. Bind, clone
+/// and drop it only while attached to that interpreter; bindery does not record the
+/// interpreter, so it cannot check this for you.
+///
+/// **Garbage collection.** A type that owns `Handle`s must report them to the cycle collector
+/// (`tp_traverse`) and release them on request (`tp_clear`), or cycles through it leak; see
+/// `bindery-gc-support`.
+pub struct Handle {
+    ptr: NonNull<ffi::PyObject>,
+}
+
+// SAFETY: a Handle is a pointer plus one strong reference. Every operation that touches the
+// object needs a `Python` token of the current thread (bind, clone_ref, into_owned) or checks
+// for an attached thread state itself (Drop), so moving it to another thread is sound.
+unsafe impl Send for Handle {}
+// SAFETY: shared access gives out the pointer only; dereferencing it needs a token (as above).
+unsafe impl Sync for Handle {}
+
+/// Whether the leak warning of [`Handle`]'s `Drop` was written (once per process).
+static HANDLE_LEAK_WARNED: AtomicBool = AtomicBool::new(false);
+/// How many references `Handle`s leaked because no thread state was attached.
+static HANDLES_LEAKED: AtomicUsize = AtomicUsize::new(0);
+
+impl Handle {
+    /// Stores an owned reference (no reference count change: the reference moves in).
+    #[inline]
+    pub fn new(obj: Owned<'_>) -> Handle {
+        let ptr = obj.ptr;
+        std::mem::forget(obj);
+        Handle { ptr }
+    }
+
+    /// A new strong reference to a borrowed object (`Py_INCREF`).
+    #[inline]
+    pub fn from_borrowed(obj: Borrowed<'_, '_>) -> Handle {
+        Handle::new(obj.to_owned())
+    }
+
+    /// Lends the object for as long as the handle is borrowed and the token lives (no
+    /// reference count change).
+    #[inline]
+    pub fn bind<'a, 'py>(&'a self, py: Python<'py>) -> Borrowed<'a, 'py> {
+        Borrowed {
+            ptr: self.ptr,
+            py,
+            _borrow: PhantomData,
+        }
+    }
+
+    /// Another strong reference to the same object (`Py_INCREF`).
+    #[inline]
+    pub fn clone_ref(&self, py: Python<'_>) -> Handle {
+        Handle::from_borrowed(self.bind(py))
+    }
+
+    /// Turns the handle back into an [`Owned`] bound to `py` (no reference count change).
+    #[inline]
+    pub fn into_owned(self, py: Python<'_>) -> Owned<'_> {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        Owned { ptr, py }
+    }
+
+    /// The object pointer (still owned by the handle). Dereference it only while attached
+    /// to the object's interpreter.
+    #[inline]
+    pub fn as_ptr(&self) -> *mut ffi::PyObject {
+        self.ptr.as_ptr()
+    }
+}
+
+impl From<Owned<'_>> for Handle {
+    #[inline]
+    fn from(obj: Owned<'_>) -> Handle {
+        Handle::new(obj)
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let ptr = self.ptr.as_ptr();
+        // SAFETY: the handle owns one strong reference; `with_attached` runs the closure only
+        // if this thread has an attached thread state, which allows the reference change
+        // (and whatever finalizer it runs).
+        let released = Python::with_attached(|_py| unsafe { ffi::Py_DECREF(ptr) });
+        if released.is_none() {
+            leaked_without_thread_state();
+        }
+    }
+}
+
+/// The `Drop` of a [`Handle`] on a thread without an attached thread state: count, and warn
+/// the first time.
+#[cold]
+fn leaked_without_thread_state() {
+    HANDLES_LEAKED.fetch_add(1, Ordering::Relaxed);
+    if !HANDLE_LEAK_WARNED.swap(true, Ordering::Relaxed) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "bindery: a Handle to a Python object was dropped on a thread without an attached \
+             thread state (a thread that does not hold the GIL, or after the interpreter \
+             finished); its reference is leaked and the object stays alive. Drop Handles while \
+             attached to their interpreter. (This warning is written once per process.)"
+        );
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No thread state is needed to print the address; the type name would need one.
+        write!(f, "Handle({:p})", self.ptr)
     }
 }
 
@@ -391,4 +529,116 @@ pub fn take_error_text(py: Python<'_>) -> Option<String> {
     } else {
         format!("{type_name}: {message}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Mutex, Once};
+
+    /// Detaches and deletes the test's thread state, also when an assertion panics.
+    struct Attached;
+
+    impl Drop for Attached {
+        fn drop(&mut self) {
+            // SAFETY: this thread's attached thread state, made in `with_python`.
+            unsafe {
+                ffi::PyErr_Clear();
+                ffi::PyThreadState_Clear(ffi::PyThreadState_Get());
+                ffi::PyThreadState_DeleteCurrent();
+            }
+        }
+    }
+
+    /// Runs `f` attached to the main interpreter with a fresh thread state of this thread,
+    /// one test at a time (the tests of this binary share one interpreter).
+    fn with_python<R>(f: impl for<'py> FnOnce(Python<'py>) -> R) -> R {
+        static INIT: Once = Once::new();
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        INIT.call_once(|| {
+            // SAFETY: the only initialization in this process; the main thread state is
+            // then detached so any test thread can attach its own.
+            unsafe {
+                ffi::Py_InitializeEx(0);
+                ffi::PyEval_SaveThread();
+            }
+        });
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: initialized interpreter; a new thread state made and attached on this
+        // thread, which holds no other.
+        unsafe {
+            ffi::PyEval_RestoreThread(ffi::PyThreadState_New(ffi::PyInterpreterState_Main()))
+        };
+        let _attached = Attached;
+        Python::with_attached(f).expect("a thread state was just attached")
+    }
+
+    fn refcount(obj: &Owned<'_>) -> isize {
+        // SAFETY: `obj` is live and the token it carries proves an attached thread state.
+        unsafe { ffi::Py_REFCNT(obj.as_ptr()) }
+    }
+
+    fn new_list(py: Python<'_>) -> Owned<'_> {
+        // SAFETY: attached thread state; a new reference or null.
+        unsafe { Owned::from_owned_ptr(py, ffi::PyList_New(0)) }.expect("a list")
+    }
+
+    #[test]
+    fn handle_is_send_and_sync() {
+        fn storable<T: Send + Sync + 'static>() {}
+        storable::<Handle>();
+    }
+
+    #[test]
+    fn handle_owns_one_reference_and_releases_it() {
+        with_python(|py| {
+            let list = new_list(py);
+            let before = refcount(&list);
+            let handle = Handle::new(list.clone());
+            assert_eq!(refcount(&list), before + 1, "new moves the reference in");
+            let second = handle.clone_ref(py);
+            let third = Handle::from_borrowed(list.as_borrowed());
+            assert_eq!(refcount(&list), before + 3);
+            assert!(handle.bind(py).is(list.as_borrowed()));
+            assert_eq!(second.as_ptr(), list.as_ptr());
+            assert_eq!(handle.bind(py).type_name(), "list");
+            assert!(format!("{handle:?}").starts_with("Handle(0x"));
+            drop(second);
+            drop(third);
+            let owned = handle.into_owned(py);
+            assert_eq!(
+                refcount(&list),
+                before + 1,
+                "into_owned keeps the reference"
+            );
+            drop(owned);
+            assert_eq!(refcount(&list), before);
+        });
+    }
+
+    #[test]
+    fn drop_without_a_thread_state_leaks_instead_of_crashing() {
+        let (raw, handle) = with_python(|py| {
+            let list = new_list(py);
+            let handle = Handle::new(list.clone());
+            (list.into_ptr() as usize, handle)
+        });
+        let leaked_before = HANDLES_LEAKED.load(Ordering::Relaxed);
+        // A Rust thread that never attached a thread state drops the handle.
+        std::thread::spawn(move || drop(handle))
+            .join()
+            .expect("no panic");
+        assert_eq!(HANDLES_LEAKED.load(Ordering::Relaxed), leaked_before + 1);
+        assert!(
+            HANDLE_LEAK_WARNED.load(Ordering::Relaxed),
+            "the warning was written"
+        );
+        with_python(|py| {
+            // SAFETY: `raw` is the strong reference taken by `into_ptr` above.
+            let list =
+                unsafe { Owned::from_owned_ptr(py, raw as *mut ffi::PyObject) }.expect("non-null");
+            // Ours and the leaked one: the object was not released without a thread state.
+            assert_eq!(refcount(&list), 2);
+        });
+    }
 }
