@@ -6,6 +6,9 @@ link) and puts them on PYTHONPATH. Every claim printed below is also asserted.
 
 import sys
 
+import inspect
+
+import bindery_example_minimal as minimal
 import bindery_example_capsule_a as cap_a
 import bindery_example_capsule_b as cap_b
 import bindery_example_internals_a as int_a
@@ -43,6 +46,15 @@ def section(title):
 
 
 print("bindery demo on Python %d.%d.%d" % sys.version_info[:3])
+
+section("0. a bindery module: typed functions, keywords, signatures, errors")
+print("minimal.add(1, 2) =", minimal.add(1, 2), "  minimal.add(a=40, b=2) =", minimal.add(a=40, b=2))
+print("minimal.sum_list([0.5] * 1000) =", minimal.sum_list([0.5] * 1000))
+print("inspect.signature(minimal.add) =", inspect.signature(minimal.add))
+try:
+    minimal.add(1, "2")
+except TypeError as error:
+    print("minimal.add(1, '2') raises TypeError:", error)
 
 section("1. bindery-capsule: two separately built modules find one capsule by key")
 address, created = cap_a.get_or_create("demo.shared", "drop", "made-by-a")

@@ -17,6 +17,7 @@ stage=target/demo/stage-$version
 
 # package -> Python module name (the cdylib's lib name)
 modules=(
+  bindery-example-minimal:bindery_example_minimal
   bindery-example-capsule-a:bindery_example_capsule_a
   bindery-example-capsule-b:bindery_example_capsule_b
   bindery-example-internals-a:bindery_example_internals_a
