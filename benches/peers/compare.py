@@ -118,14 +118,17 @@ def choose_pythons(args: argparse.Namespace) -> List[str]:
             return [args.python]
         found = installed_pythons()
         wanted = ".".join(args.python.split(".")[:2])
+        if wanted not in {f"{a}.{b}" for a, b in SUPPORTED}:
+            die(f"--python {args.python}: bindery supports CPython 3.9 to 3.13")
         if wanted in found and (args.python.count(".") == 1
                                 or Path(found[wanted]).parent.parent.name == args.python):
             return [found[wanted]]
-        exe = shutil.which("python" + wanted)
-        if exe:
+        exe = shutil.which("python" + wanted) if args.python.count(".") == 1 else None
+        if exe and subprocess.run([exe, "-c", ""], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL).returncode == 0:
             return [exe]
         die(f"CPython {args.python} not found under {pyenv_root()}/versions nor on PATH "
-            f"(installed: {', '.join(sorted(found)) or 'none'})")
+            f"(installed: {', '.join(sorted(found, key=lambda v: tuple(map(int, v.split('.'))))) or 'none'})")
     return [default_python()]
 
 

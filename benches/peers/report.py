@@ -26,15 +26,20 @@ def _labels(run: Dict[str, Any]) -> List[str]:
 def _fmt(value: float, unit: str) -> str:
     if unit == "ms":
         return f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
-    if value >= 10_000:
-        return f"{value / 1000:.1f} µs"
-    return f"{value:.1f} ns" if value < 100 else f"{value:.0f} ns"
+    if value >= 1000:
+        return _three_digits(value / 1000) + " µs"
+    return _three_digits(value) + " ns"
+
+
+def _three_digits(v: float) -> str:
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
 def _fmt_spread(s: Dict[str, float], unit: str) -> str:
     """best / median / max in one unit, the one the median is shown in."""
-    scale, shown = (1000.0, "µs") if unit == "ns" and s["median"] >= 10_000 else (1.0, unit)
-    digits = 1 if s["median"] / scale < 100 else 0
+    scale, shown = (1000.0, "µs") if unit == "ns" and s["median"] >= 1000 else (1.0, unit)
+    m = s["median"] / scale
+    digits = 2 if m < 10 else 1 if m < 100 else 0
     return " / ".join(f"{s[k] / scale:.{digits}f}" for k in ("best", "median", "max")) + " " + shown
 
 
@@ -168,9 +173,11 @@ def markdown_section(runs: List[Dict[str, Any]], chart: Optional[str]) -> str:
         "- The GC row builds 100,000 `Node`s in 2-cycles (`a.other = b; b.other = a`), drops "
         "them and times the one `gc.collect()` that frees them; each sample checks that the "
         "collector found them all and that sampled weak references died.",
-        "- Memory is measured in a fresh interpreter over 500,000 live instances: RSS growth "
-        "counts everything; tracemalloc sees only Python's allocators, so pybind11's C++ "
-        "object, allocated with `new`, is missing from its tracemalloc figure.",
+        "- Memory is measured in a fresh interpreter over 500,000 live instances. RSS growth "
+        "counts everything; tracemalloc sees only Python's allocators. The difference is what "
+        "C++ allocates with `new`/`malloc`: pybind11's object itself, and, for pybind11 and "
+        "nanobind, the entry that registers each instance in a C++-pointer-to-Python-object "
+        "hash map (its share per instance moves with the table's fill, i.e. with the count).",
         "- Builds run one after the other on this 2-core machine; g++ compiles one file at a "
         "time (nanobind's build includes compiling its library, `nb_combined.cpp`), cargo uses "
         "both cores, hence wall and CPU seconds. PyO3's clean build compiles pyo3 and its "
@@ -204,32 +211,40 @@ def draw_chart(runs: List[Dict[str, Any]], png: Path) -> None:
     import matplotlib.pyplot as plt
 
     n = len(runs)
-    fig, axes = plt.subplots(n, 2, figsize=(13, 4.8 * n), squeeze=False,
+    fig, axes = plt.subplots(n, 2, figsize=(13, 5.2 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [3, 1.3]})
     colors = ["#555555", "#1f77b4", "#2ca02c", "#d62728", "#9467bd", "#ff7f0e"]
     for (ax_t, ax_m), run in zip(axes, runs):
         labels = _labels(run)
+        others = labels[1:]
         rows = _rows(run)
-        height = 0.8 / len(labels)
-        for j, label in enumerate(labels):
-            ys = [i + (j - (len(labels) - 1) / 2) * height for i in range(len(rows))]
-            xs = [row["per"][label]["ratio_median"] if label in row["per"] else 0 for row in rows]
-            ax_t.barh(ys, xs, height=height, color=colors[j % len(colors)], label=label)
+        height = 0.8 / len(others)
+        ratios = [row["per"][x]["ratio_median"] for row in rows for x in others if x in row["per"]]
+        lo, hi = min(ratios + [1.0]) / 1.4, max(ratios + [1.0]) * 1.6
+        for j, label in enumerate(others):
+            ys = [i + (j - (len(others) - 1) / 2) * height for i in range(len(rows))]
+            xs = [row["per"][label]["ratio_median"] if label in row["per"] else 1.0 for row in rows]
+            ax_t.barh(ys, [x - 1.0 for x in xs], left=1.0, height=height,
+                      color=colors[(j + 1) % len(colors)], label=label)
             for y, x in zip(ys, xs):
-                if x:
-                    ax_t.text(x * 1.02, y, f"{x:.2f}", va="center", fontsize=7)
+                ax_t.text(x * 1.03 if x >= 1 else x / 1.03, y, f"{x:.2f}x", va="center",
+                          ha="left" if x >= 1 else "right", fontsize=7)
         ax_t.set_xscale("log")
-        ax_t.axvline(1.0, color="black", linewidth=0.8)
+        ax_t.set_xlim(lo, hi)
+        ax_t.axvline(1.0, color="black", linewidth=1.2)
+        ticks = [t for t in (0.25, 0.5, 1, 2, 3, 5, 10, 20, 50) if lo <= t <= hi]
+        ax_t.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        ax_t.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
+        ax_t.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax_t.set_yticks(range(len(rows)))
         ax_t.set_yticklabels([r["label"] for r in rows])
         ax_t.invert_yaxis()
-        ax_t.set_xlabel(f"time relative to {labels[0]} (median of {run['repeats']}; log scale; "
-                        "lower is better)")
+        ax_t.set_xlabel(f"time relative to {labels[0]} = 1x (median of {run['repeats']} "
+                        "repeats; log scale; left of the line is faster)")
         ax_t.set_title(f"CPython {run['python']} · {run['cpu']} · {run['date']}", loc="left")
-        ax_t.legend(loc="lower right", fontsize=8)
-        ax_t.grid(axis="x", which="both", alpha=0.3)
-        ax_t.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%gx"))
-        ax_t.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax_t.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(others),
+                    fontsize=8, frameon=False)
+        ax_t.grid(axis="x", which="major", alpha=0.3)
 
         kinds = ["Counter", "Node"]
         width = 0.8 / len(labels)
@@ -241,8 +256,9 @@ def draw_chart(runs: List[Dict[str, Any]], png: Path) -> None:
                 ax_m.text(x, v + 1, f"{v:.0f}", ha="center", fontsize=7)
         ax_m.set_xticks(range(len(kinds)))
         ax_m.set_xticklabels(kinds)
-        ax_m.set_ylabel("bytes per live instance (RSS)")
-        ax_m.set_title("memory per instance", loc="left")
+        ax_m.set_ylabel("bytes per live instance (RSS growth over 500k)")
+        ax_m.set_title("memory per instance (lower is better)", loc="left")
+        ax_m.legend(fontsize=8, frameon=False)
         ax_m.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
