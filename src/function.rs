@@ -53,8 +53,17 @@ impl<T: for<'py> IntoPython<'py>, E: Into<Error>> IntoReturn<Fallible> for Resul
 /// `i64`, `f64`, `String`, `Vec<T>`, `Option<T>`, registered classes by clone, ...) and
 /// `R: IntoReturn`.
 pub trait IntoFunction<Args, Marker>: Send + Sync + 'static {
+    /// What the Rust function returns.
+    type Output;
     /// How many parameters the function takes.
     const ARITY: usize;
+    /// Calls the function with `args` (exactly `ARITY` borrowed references), returning its
+    /// Rust result.
+    fn call_raw(
+        &self,
+        py: Python<'_>,
+        args: &[*mut ffi::PyObject],
+    ) -> Result<Self::Output, Box<ArgError>>;
     /// Calls the function with `args` (exactly `ARITY` borrowed references). The error is
     /// boxed so the result fits in two registers on the (common) success path.
     fn invoke(
@@ -73,7 +82,7 @@ pub enum ArgError {
 }
 
 #[inline]
-fn arg<'a, 'py: 'a, A: FromPython<'a, 'py>>(
+pub(crate) fn arg<'a, 'py: 'a, A: FromPython<'a, 'py>>(
     py: Python<'py>,
     args: &[*mut ffi::PyObject],
     index: usize,
@@ -109,16 +118,21 @@ macro_rules! impl_into_function {
             R: IntoReturn<M>,
             $($a: for<'a, 'py> FromPython<'a, 'py>,)*
         {
+            type Output = R;
             const ARITY: usize = $n;
             #[inline]
             #[allow(unused_variables)]
+            fn call_raw(&self, py: Python<'_>, args: &[*mut ffi::PyObject]) -> Result<R, Box<ArgError>> {
+                $(let $v: $a = arg(py, args, $i)?;)*
+                Ok((self)($($v),*))
+            }
+            #[inline]
             fn invoke(
                 &self,
                 py: Python<'_>,
                 args: &[*mut ffi::PyObject],
             ) -> Result<*mut ffi::PyObject, Box<ArgError>> {
-                $(let $v: $a = arg(py, args, $i)?;)*
-                (self)($($v),*).into_return(py).map_err(|e| Box::new(ArgError::Call(e)))
+                self.call_raw(py, args)?.into_return(py).map_err(|e| Box::new(ArgError::Call(e)))
             }
         }
     };
@@ -139,9 +153,11 @@ impl_into_function!(11, A0 a0 0, A1 a1 1, A2 a2 2, A3 a3 3, A4 a4 4, A5 a5 5, A6
 impl_into_function!(12, A0 a0 0, A1 a1 1, A2 a2 2, A3 a3 3, A4 a4 4, A5 a5 5, A6 a6 6, A7 a7 7, A8 a8 8, A9 a9 9, A10 a10 10, A11 a11 11);
 
 /// Makes a parameter's default value (a new reference) for one call.
-type MakeDefault = Box<dyn Fn(Python<'_>) -> Result<*mut ffi::PyObject, CastError> + Send + Sync>;
+pub(crate) type MakeDefault =
+    std::sync::Arc<dyn Fn(Python<'_>) -> Result<*mut ffi::PyObject, CastError> + Send + Sync>;
 
 /// One parameter: its name and, if it may be omitted, how to make its default.
+#[derive(Clone)]
 pub(crate) struct Param {
     pub(crate) name: String,
     pub(crate) default: Option<MakeDefault>,
@@ -149,6 +165,7 @@ pub(crate) struct Param {
 
 /// A function to bind: its name, parameters, docstring and the Rust function. Built with
 /// [`Function::new`] and the builder methods, added with [`crate::ModuleBuilder::function`].
+#[derive(Clone)]
 pub struct Function {
     pub(crate) name: String,
     pub(crate) params: Vec<Param>,
@@ -191,6 +208,19 @@ impl Function {
         }
     }
 
+    /// The description of a method: its name and arity; the class builder supplies the
+    /// trampoline and keeps the Rust function (`call`, see `Function::call`).
+    pub(crate) fn method(name: &str, arity: usize, call: *mut c_void) -> Function {
+        Function {
+            name: name.to_owned(),
+            params: Vec::new(),
+            doc: String::new(),
+            arity,
+            trampoline: method_placeholder,
+            call: call.cast_const(),
+        }
+    }
+
     /// Names the next parameter.
     pub fn arg(mut self, name: &str) -> Function {
         self.params.push(Param {
@@ -208,7 +238,7 @@ impl Function {
     {
         self.params.push(Param {
             name: name.to_owned(),
-            default: Some(Box::new(move |py| {
+            default: Some(std::sync::Arc::new(move |py| {
                 default.clone().into_python(py).map(Owned::into_ptr)
             })),
         });
@@ -256,6 +286,17 @@ impl Function {
         }
         self
     }
+}
+
+/// Stands in for a method's trampoline in its description (methods are called through the
+/// class's method table, never through this).
+unsafe extern "C" fn method_placeholder(
+    _slf: *mut ffi::PyObject,
+    _args: *const *mut ffi::PyObject,
+    _nargs: ffi::Py_ssize_t,
+    _kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    ptr::null_mut()
 }
 
 /// The per-function data CPython passes back to the trampoline as the function's `self`.
@@ -471,10 +512,15 @@ fn missing_data(_py: Python<'_>) -> Error {
 
 /// Adds the function and parameter names to an error.
 fn explain(py: Python<'_>, slf: *mut ffi::PyObject, error: ArgError) -> Error {
+    explain_with(data_of(py, slf), error)
+}
+
+/// Adds the names from `data` (if known) to an error.
+pub(crate) fn explain_with(data: Option<&FunctionData>, error: ArgError) -> Error {
     match error {
         ArgError::Call(error) => error,
         ArgError::Arg(index, error) => {
-            let prefix = match data_of(py, slf) {
+            let prefix = match data {
                 Some(data) => format!(
                     "{} argument '{}': ",
                     data.display,

@@ -75,18 +75,23 @@
 //! CPython 3.9 to 3.13, main interpreter and subinterpreters (own GIL on 3.12+).
 
 mod args;
+mod class;
 mod compat;
 mod error;
 mod function;
+mod method;
 mod module;
 mod panic;
 
 pub use bindery_capsule as capsule;
 pub use bindery_capsule::{Dtor, Python};
 pub use bindery_cast as cast;
+pub use bindery_cast::{RegisteredClass, Visibility};
 pub use bindery_internals as internals;
+pub use class::{Class, IntoConstructed};
 pub use error::{CustomClass, Error, ExceptionClass};
 pub use function::{Fallible, Function, IntoFunction, IntoReturn, Plain};
+pub use method::{Exclusive, IntoMethod, Shared};
 pub use module::{ExecHook, ModuleBuilder, ModuleCell, ModuleRef};
 /// The raw C API, as bindery uses it.
 pub use pyo3_ffi as ffi;

@@ -13,6 +13,7 @@ use bindery_capsule::{Borrowed, Dtor, Owned, Python, atomic_get_or_create_in_sta
 use bindery_cast::{CastError, IntoPython};
 use pyo3_ffi as ffi;
 
+use crate::class::{Class, ClassDef};
 use crate::error::{Error, ExceptionClass};
 use crate::function::{Function, FunctionData};
 
@@ -20,6 +21,7 @@ use crate::function::{Function, FunctionData};
 pub struct ModuleBuilder {
     doc: String,
     functions: Vec<Function>,
+    classes: Vec<&'static dyn ClassDef>,
     exceptions: Vec<ExceptionSpec>,
     hooks: Vec<ExecHook>,
 }
@@ -38,9 +40,20 @@ impl ModuleBuilder {
         ModuleBuilder {
             doc: String::new(),
             functions: Vec::new(),
+            classes: Vec::new(),
             exceptions: Vec::new(),
             hooks: Vec::new(),
         }
+    }
+
+    /// Adds a class (see [`Class`]); its type is made in every interpreter that imports
+    /// the module, before the exec hooks run.
+    pub fn class<T: bindery_cast::RegisteredClass>(
+        &mut self,
+        class: Class<T>,
+    ) -> &mut ModuleBuilder {
+        self.classes.push(Box::leak(Box::new(class)));
+        self
     }
 
     /// The module's docstring.
@@ -128,6 +141,7 @@ pub(crate) struct Spec {
     /// Function data, made by the first exec (it needs Python for the defaults' reprs).
     functions: OnceLock<Vec<&'static FunctionData>>,
     exceptions: Vec<ExceptionSpec>,
+    classes: Vec<&'static dyn ClassDef>,
     hooks: Vec<ExecHook>,
     /// State-dict key of this module's per-interpreter exception table.
     exceptions_key: String,
@@ -206,6 +220,7 @@ impl Spec {
             pending: Mutex::new(builder.functions),
             functions: OnceLock::new(),
             exceptions: builder.exceptions,
+            classes: builder.classes,
             hooks: builder.hooks,
         }));
         spec.def.m_name = spec.name.as_ptr();
@@ -247,7 +262,9 @@ impl Spec {
                         .map(|p| {
                             (
                                 p.name.clone(),
-                                p.default.as_ref().map(|make| default_repr(py, make)),
+                                p.default
+                                    .as_ref()
+                                    .map(|make| default_repr(py, make.as_ref())),
                             )
                         })
                         .collect();
@@ -257,6 +274,23 @@ impl Spec {
                 .collect()
         })
     }
+}
+
+/// The signature line of a function: `name($module, a, b=0)`.
+pub(crate) fn signature_of(py: Python<'_>, function: &Function) -> String {
+    let params: Vec<(String, Option<String>)> = function
+        .params
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                p.default
+                    .as_ref()
+                    .map(|make| default_repr(py, make.as_ref())),
+            )
+        })
+        .collect();
+    crate::args::signature(&function.name, &params)
 }
 
 /// `repr()` of a parameter's default, for the signature line; `...` if it cannot be made.
@@ -379,6 +413,9 @@ fn exec(py: Python<'_>, module: *mut ffi::PyObject) -> Result<(), Error> {
         add_object(py, module, "PanicException", class)?;
     }
     let handle = ModuleRef { py, module };
+    for class in &spec.classes {
+        class.create(&handle, spec)?;
+    }
     for hook in &spec.hooks {
         hook(&handle)?;
     }

@@ -1,0 +1,158 @@
+//! Interpreter-level tests of the facade's classes: construction, methods, properties,
+//! protocols, subclassing, weak references, errors and panics, and instances shared by two
+//! separately built modules, in the main interpreter and in subinterpreters.
+
+use bindery_testkit::{Extension, Script, requires_python};
+
+fn classes(code: &str) -> Script {
+    Script::new(code)
+        .extension(Extension::new("bindery-example-classes"))
+        .extension(Extension::new("bindery-example-classes-user"))
+        .with_subinterpreter_helpers()
+}
+
+#[test]
+fn construct_call_methods_and_properties() {
+    classes(
+        r#"
+        import inspect
+        from bindery_example_classes import Point, Counter
+        p = Point(3.0, 4.0)
+        assert (p.x, p.y) == (3.0, 4.0) and p.norm() == 5.0
+        assert Point(1.0).y == 0.0 and Point(x=1.0, y=2.0).y == 2.0
+        p.x = 6.0
+        assert p.x == 6.0 and repr(p) == "Point(6, 4)"
+        p.scale(0.5)
+        assert (p.x, p.y) == (3.0, 2.0)
+        q = p.moved(1.0)
+        assert (q.x, q.y) == (4.0, 2.0) and q is not p and (p.x, p.y) == (3.0, 2.0)
+        assert p.moved(dx=0.0, dy=1.0) == Point(3.0, 3.0)
+        assert Point.origin() == Point(0.0, 0.0) and Point(0.0, 0.0).origin() == Point(0.0, 0.0)
+        assert Point(1.0, 2.0) == Point(1.0, 2.0) and Point(1.0, 2.0) != Point(2.0, 1.0)
+        assert (Point(1.0) == "x") is False
+        assert hash(Point(1.0, 2.0)) == hash(Point(1.0, 2.0))
+        assert len({Point(1.0, 2.0), Point(1.0, 2.0), Point(0.0)}) == 2
+        assert Point.__doc__ == "A point in the plane."
+        assert Point.__module__ == "bindery_example_classes" and Point.__name__ == "Point"
+        assert str(inspect.signature(Point.moved)) == "(self, /, dx, dy=0.0)" or "dx" in str(inspect.signature(Point.moved))
+        assert Point.norm.__doc__ == "Distance from the origin."
+
+        c = Counter("clicks")
+        assert c.label == "clicks" and c.value == 0 and len(c) == 0
+        assert c.increment() == 1 and c.increment(by=5) == 6 and c.value == 6
+        assert len(c) == 2 and c[0] == 1 and c[1] == 6
+        assert repr(c) == "Counter(\"clicks\", value=6)"
+        assert Counter().label == "counter"
+        "#,
+    )
+    .check();
+}
+
+#[test]
+fn errors_and_panics_in_methods_are_exceptions() {
+    classes(
+        r#"
+        from bindery_example_classes import Point, Counter
+        def expect(exc, text, call, *args, **kwargs):
+            try:
+                call(*args, **kwargs)
+            except exc as e:
+                assert text in str(e), (text, str(e))
+            else:
+                raise AssertionError(f"no {exc.__name__}")
+        c = Counter()
+        expect(ValueError, "increment() by must be >= 0", c.increment, -1)
+        expect(TypeError, "increment() argument 'by'", c.increment, "x")
+        expect(TypeError, "increment() got an unexpected keyword argument 'step'", c.increment, step=1)
+        expect(IndexError, "history index out of range", lambda: c[5])
+        expect(TypeError, "Point() argument 'x'" if False else "argument 'x'", Point, "a")
+        expect(TypeError, "missing required argument 'x'", Point)
+        expect(AttributeError, "", setattr, c, "value", 3)  # read-only property
+        expect(TypeError, "property value", setattr, Point(1.0), "x", "no")
+        try:
+            c.explode()
+        except Exception:
+            raise AssertionError("a panic was swallowed by except Exception")
+        except BaseException as e:
+            assert type(e).__name__ == "PanicException" and "counter exploded" in str(e)
+        assert c.increment() == 1  # the object and the interpreter go on
+        "#,
+    )
+    .check();
+}
+
+#[test]
+fn python_subclasses_and_weak_references() {
+    classes(
+        r#"
+        import weakref, gc
+        from bindery_example_classes import Point
+        class Named(Point):
+            # As for int or tuple, the constructor's arguments go to __new__.
+            def __new__(cls, x, y, name):
+                self = super().__new__(cls, x, y)
+                self.name = name
+                return self
+            def describe(self):
+                return f"{self.name} at {self.norm()}"
+        n = Named(3.0, 4.0, "p")
+        assert isinstance(n, Point) and n.describe() == "p at 5.0" and n.x == 3.0
+        n.scale(2.0)
+        assert n.norm() == 10.0
+        r = weakref.ref(n)
+        assert r() is n
+        del n
+        gc.collect()
+        assert r() is None
+        p = Point(1.0)
+        w = weakref.ref(p)
+        del p
+        assert w() is None
+        "#,
+    )
+    .check();
+}
+
+#[test]
+fn another_module_takes_and_returns_instances() {
+    classes(
+        r#"
+        import bindery_example_classes as a, bindery_example_classes_user as b
+        p = a.Point(3.0, 4.0)
+        assert b.norm(p) == 5.0
+        m = b.mirror(p)
+        assert type(m) is a.Point and (m.x, m.y) == (-3.0, -4.0)
+        assert a.midpoint(p, m) == a.Point(0.0, 0.0)
+        try:
+            b.norm(a.Counter())
+        except TypeError as e:
+            assert "norm() argument 'p'" in str(e), e
+        else:
+            raise AssertionError("a Counter passed as a Point")
+        "#,
+    )
+    .check();
+}
+
+const IN_SUBINTERPRETER: &str = r#"
+import bindery_example_classes as a, bindery_example_classes_user as b
+p = a.Point(3.0, 4.0)
+assert b.norm(p) == 5.0 and type(b.mirror(p)) is a.Point
+c = a.Counter("sub")
+c.increment(by=2)
+assert c.value == 2 and len(c) == 1
+"#;
+
+#[test]
+fn classes_work_in_subinterpreters() {
+    let own = if requires_python(3, 12, "own-GIL subinterpreters") {
+        "True"
+    } else {
+        "False"
+    };
+    classes(&format!(
+        "import bindery_example_classes as a\nrun_in_subinterpreter({IN_SUBINTERPRETER:?})\nrun_in_subinterpreter({IN_SUBINTERPRETER:?}, own_gil={own})\nassert a.Point(1.0).x == 1.0\n"
+    ))
+    .reruns(2)
+    .check();
+}
