@@ -65,6 +65,16 @@ else
   status=1
 fi
 
+echo "== maturin: build bindery-example-minimal into a wheel, pip-install it, import it"
+if scripts/wheel-check.sh "$default_py" 2>&1 | tee "$logs/wheel.log"; then
+  summary+=("wheel: 1 passed, 0 failed")
+  total_pass=$((total_pass + 1))
+else
+  summary+=("wheel: 0 passed, 1 failed")
+  total_fail=$((total_fail + 1))
+  status=1
+fi
+
 for v in "${others[@]}"; do
   [ "$v" = "$default_ver" ] && continue
   py=$(find_python "$v")
