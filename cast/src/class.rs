@@ -16,10 +16,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicIsize, AtomicU8, Ordering};
 
 use bindery_capsule::{Borrowed, Owned, Python};
-use bindery_internals::{InternalsError, TypeInfo, TypeRegistry, get_internals, get_local_internals};
+use bindery_internals::{InternalsError, TypeInfo};
 use pyo3_ffi as ffi;
 
 use crate::error::CastError;
+use crate::lookup::Registries;
 use crate::traits::{FromPython, IntoPython, owned_or_err};
 
 /// A Rust type bound to a Python class.
@@ -121,7 +122,11 @@ impl<T: RegisteredClass> ClassObject<T> {
     /// As for [`ClassObject::init`].
     pub unsafe fn is_initialized(obj: *mut ffi::PyObject) -> bool {
         // SAFETY: the caller's contract.
-        unsafe { Self::at(obj) }.header.state.load(Ordering::Acquire) == READY
+        unsafe { Self::at(obj) }
+            .header
+            .state
+            .load(Ordering::Acquire)
+            == READY
     }
 
     /// Drops the value (if any and if it is not borrowed) and marks the instance as
@@ -308,6 +313,21 @@ pub enum RegisterError {
         /// `size_of::<ClassObject<T>>()`.
         needed: usize,
     },
+    /// The type object is registered already in the other registry (shared vs
+    /// module-local) of this module: a type object belongs to one registry.
+    #[error(
+        "cannot register Python type '{python}' for Rust '{rust}': it is registered already \
+         in the other registry (shared or module-local) of this module, under type key \
+         '{type_key}'; register each type object once, shared or local"
+    )]
+    Twice {
+        /// The Python type's name.
+        python: String,
+        /// The Rust type.
+        rust: &'static str,
+        /// The key it is registered under.
+        type_key: String,
+    },
 }
 
 /// Records `type_object` as the Python type of `T` in this interpreter: in the shared
@@ -332,7 +352,8 @@ pub unsafe fn register_class<T: RegisteredClass>(
     visibility: Visibility,
 ) -> Result<&'static TypeInfo, RegisterError> {
     // SAFETY: a live type object (caller).
-    let (basicsize, itemsize) = unsafe { ((*type_object).tp_basicsize, (*type_object).tp_itemsize) };
+    let (basicsize, itemsize) =
+        unsafe { ((*type_object).tp_basicsize, (*type_object).tp_itemsize) };
     let needed = size_of::<ClassObject<T>>();
     if basicsize < needed as isize || itemsize != 0 {
         return Err(RegisterError::Layout {
@@ -343,10 +364,18 @@ pub unsafe fn register_class<T: RegisteredClass>(
             needed,
         });
     }
-    let registry = match visibility {
-        Visibility::Shared => get_internals(py)?.types(),
-        Visibility::Local => get_local_internals(py)?.types(),
+    let registries = Registries::get(py)?;
+    let (registry, other) = match visibility {
+        Visibility::Shared => (registries.shared(), registries.local()),
+        Visibility::Local => (registries.local(), registries.shared()),
     };
+    if let Some(existing) = other.by_type(py, type_object) {
+        return Err(RegisterError::Twice {
+            python: type_name_of(py, type_object),
+            rust: std::any::type_name::<T>(),
+            type_key: existing.type_key.clone(),
+        });
+    }
     let info = TypeInfo {
         type_key: T::TYPE_KEY.to_owned(),
         rust_name: std::any::type_name::<T>(),
@@ -356,7 +385,10 @@ pub unsafe fn register_class<T: RegisteredClass>(
         drop_in_place: drop_value_in_place::<T>,
         module: module.to_owned(),
     };
-    Ok(registry.register(py, info)?)
+    let registered = registry.register(py, info);
+    // Cached answers of this module binary may change (a key now found locally).
+    crate::lookup::bump_epoch();
+    Ok(registered?)
 }
 
 /// `TypeInfo::drop_in_place` of registered types.
@@ -373,32 +405,6 @@ fn type_name_of(_py: Python<'_>, ty: *mut ffi::PyTypeObject) -> String {
     // SAFETY: a live type object; tp_name is a NUL-terminated string it owns.
     let name = unsafe { std::ffi::CStr::from_ptr((*ty).tp_name) };
     name.to_string_lossy().into_owned()
-}
-
-/// The two registries of the current interpreter, local first.
-fn registries(py: Python<'_>) -> Result<[&TypeRegistry; 2], InternalsError> {
-    Ok([get_local_internals(py)?.types(), get_internals(py)?.types()])
-}
-
-/// The nearest registered type on `ty`'s `tp_base` chain: it decides the instance layout.
-/// Reads type objects and the registries only: no allocation, no Python call.
-fn registered_base(
-    py: Python<'_>,
-    registries: &[&TypeRegistry; 2],
-    ty: *mut ffi::PyTypeObject,
-) -> Option<&'static TypeInfo> {
-    let mut current = ty;
-    while !current.is_null() {
-        for registry in registries {
-            if let Some(info) = registry.by_type(py, current) {
-                return Some(info);
-            }
-        }
-        // SAFETY: `current` is a live type (the instance's type or one of its bases, which
-        // it keeps alive).
-        current = unsafe { (*current).tp_base };
-    }
-    None
 }
 
 /// Whether `info` describes `T`: same key, same value size and alignment.
@@ -423,23 +429,12 @@ fn layout_mismatch<T: RegisteredClass>(python: String, info: &TypeInfo) -> CastE
     }
 }
 
-/// The entry registered for `T`'s key (local registry first).
-fn info_by_key<T: RegisteredClass>(
-    py: Python<'_>,
-    registries: &[&TypeRegistry; 2],
-) -> Option<&'static TypeInfo> {
-    registries
-        .iter()
-        .find_map(|registry| registry.by_key(py, T::TYPE_KEY))
-}
-
 /// The `ClassObject<T>` behind `obj`, or why `obj` is not an instance of `T`'s class.
 fn class_object<'a, T: RegisteredClass>(
     obj: Borrowed<'a, '_>,
 ) -> Result<&'a ClassObject<T>, CastError> {
-    let py = obj.py();
-    let registries = registries(py)?;
-    match registered_base(py, &registries, obj.type_ptr()) {
+    let registries = Registries::get(obj.py())?;
+    match registries.nearest_registered(obj.type_ptr()) {
         Some(info) if matches_key::<T>(info) => {
             if !layout_ok::<T>(info) {
                 return Err(layout_mismatch::<T>(obj.type_name(), info));
@@ -449,7 +444,7 @@ fn class_object<'a, T: RegisteredClass>(
             // ClassObject<T>; it is alive for 'a (Borrowed).
             Ok(unsafe { ClassObject::at(obj.as_ptr()) })
         }
-        _ => Err(if info_by_key::<T>(py, &registries).is_some() {
+        _ => Err(if registries.by_key(T::TYPE_KEY).is_some() {
             CastError::WrongType {
                 python: obj.type_name(),
                 rust: std::any::type_name::<T>().to_owned(),
@@ -490,9 +485,8 @@ fn check_ready<T: RegisteredClass>(
 ///
 /// No borrow is recorded: do not run Python code while holding the reference.
 pub fn try_borrow_in_gc<'a, T: RegisteredClass>(obj: Borrowed<'a, '_>) -> Option<&'a T> {
-    let py = obj.py();
-    let registries = registries(py).ok()?;
-    let info = registered_base(py, &registries, obj.type_ptr())?;
+    let registries = Registries::get(obj.py()).ok()?;
+    let info = registries.nearest_registered_uncached(obj.type_ptr())?;
     if !matches_key::<T>(info) || !layout_ok::<T>(info) {
         return None;
     }
@@ -505,7 +499,11 @@ fn already_borrowed<T: RegisteredClass>(obj: Borrowed<'_, '_>, mutable: bool) ->
         python: obj.type_name(),
         rust: std::any::type_name::<T>(),
         what: if mutable { "&mut " } else { "&" },
-        held: if mutable { "borrowed" } else { "mutably borrowed" },
+        held: if mutable {
+            "borrowed"
+        } else {
+            "mutably borrowed"
+        },
     }
 }
 
@@ -550,12 +548,9 @@ impl<'py, T: RegisteredClass> IntoPython<'py> for T {
 }
 
 /// A new instance of `T`'s registered class holding `value`.
-pub fn new_instance<T: RegisteredClass>(
-    py: Python<'_>,
-    value: T,
-) -> Result<Owned<'_>, CastError> {
-    let registries = registries(py)?;
-    let Some(info) = info_by_key::<T>(py, &registries) else {
+pub fn new_instance<T: RegisteredClass>(py: Python<'_>, value: T) -> Result<Owned<'_>, CastError> {
+    let registries = Registries::get(py)?;
+    let Some(info) = registries.by_key(T::TYPE_KEY) else {
         return Err(CastError::UnregisteredValue {
             rust: std::any::type_name::<T>(),
         });
@@ -600,7 +595,9 @@ pub unsafe extern "C" fn tp_dealloc<T: RegisteredClass>(obj: *mut ffi::PyObject)
         }
     }
     // SAFETY: `obj` is an instance of a type registered for T (slot contract).
-    let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ClassObject::<T>::drop_value(obj) }));
+    let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+        ClassObject::<T>::drop_value(obj)
+    }));
     if dropped.is_err() {
         abort_with(&format!(
             "bindery: the Drop of Rust '{}' panicked in tp_dealloc; a panic cannot unwind \

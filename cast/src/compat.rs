@@ -84,7 +84,9 @@ pub(crate) fn os_string_from_bytes(bytes: &[u8]) -> Option<std::ffi::OsString> {
 /// See the Unix version: elsewhere paths must be valid UTF-8.
 #[cfg(not(unix))]
 pub(crate) fn os_string_from_bytes(bytes: &[u8]) -> Option<std::ffi::OsString> {
-    std::str::from_utf8(bytes).ok().map(std::ffi::OsString::from)
+    std::str::from_utf8(bytes)
+        .ok()
+        .map(std::ffi::OsString::from)
 }
 
 /// The bytes of an OS string, as `os.fsencode` would give them back.

@@ -8,6 +8,7 @@
 mod class;
 mod compat;
 mod error;
+mod lookup;
 mod map;
 mod number;
 mod seq;

@@ -115,8 +115,7 @@ where
                 let (key, value) = (key.to_owned(), value.to_owned());
                 let k = match fast_key {
                     Some(k) => k,
-                    None => K::from_python(key.as_borrowed())
-                        .map_err(|error| {
+                    None => K::from_python(key.as_borrowed()).map_err(|error| {
                         let expected = <K as FromPython<'_, 'py>>::PYTHON_TYPE;
                         key_error::<M>(error, expected, key.as_borrowed(), obj)
                     })?,

@@ -114,16 +114,22 @@ trait Int: Copy + TryFrom<i64> + TryFrom<u64> + TryFrom<i128> + Display + 'stati
 #[inline]
 fn int_from_long<T: Int>(int: Borrowed<'_, '_>) -> Result<T, CastError> {
     match long_value(int) {
-        Long::Fits(value) => {
-            T::try_from(value).map_err(|_| overflow::<T>(int, T::MIN, T::MAX))
-        }
+        Long::Fits(value) => T::try_from(value).map_err(|_| overflow::<T>(int, T::MIN, T::MAX)),
         Long::Above | Long::Below => T::from_wide(int),
     }
 }
 
-/// `from_python` of every integer type.
+/// `from_python` of every integer type: the exact-int fast path inline, the rest not.
 #[inline]
 fn int_from_python<T: Int>(obj: Borrowed<'_, '_>) -> Result<T, CastError> {
+    match int_from_exact::<T>(obj) {
+        Some(value) => Ok(value),
+        None => int_from_python_slow::<T>(obj),
+    }
+}
+
+#[inline(never)]
+fn int_from_python_slow<T: Int>(obj: Borrowed<'_, '_>) -> Result<T, CastError> {
     let int = int_object::<T>(obj)?;
     int_from_long::<T>(int.get())
 }
@@ -165,7 +171,9 @@ fn split_128(int: Borrowed<'_, '_>) -> Result<Option<(i64, u64)>, CastError> {
     let shift = owned_or_err(py, unsafe { ffi::PyLong_FromLong(64) })?;
     // SAFETY: both are live ints; int >> 64 never runs Python code for ints (their type's
     // nb_rshift), returns a new reference or null.
-    let high = owned_or_err(py, unsafe { ffi::PyNumber_Rshift(int.as_ptr(), shift.as_ptr()) })?;
+    let high = owned_or_err(py, unsafe {
+        ffi::PyNumber_Rshift(int.as_ptr(), shift.as_ptr())
+    })?;
     Ok(match long_value(high.as_borrowed()) {
         Long::Fits(high) => Some((high, low)),
         Long::Above | Long::Below => None,
@@ -188,8 +196,9 @@ impl Int for usize {
     fn from_wide(int: Borrowed<'_, '_>) -> Result<Self, CastError> {
         let fail = || overflow::<usize>(int, usize::MIN, usize::MAX);
         match long_value(int) {
-            Long::Above => usize::try_from(u64_above_i64(int).map_err(|_| fail())?)
-                .map_err(|_| fail()),
+            Long::Above => {
+                usize::try_from(u64_above_i64(int).map_err(|_| fail())?).map_err(|_| fail())
+            }
             _ => Err(fail()),
         }
     }
@@ -232,8 +241,9 @@ impl Int for u128 {
         // SAFETY: attached thread state; new reference or null.
         let shift = owned_or_err(py, unsafe { ffi::PyLong_FromLong(64) })?;
         // SAFETY: live ints; returns a new reference or null.
-        let high =
-            owned_or_err(py, unsafe { ffi::PyNumber_Rshift(int.as_ptr(), shift.as_ptr()) })?;
+        let high = owned_or_err(py, unsafe {
+            ffi::PyNumber_Rshift(int.as_ptr(), shift.as_ptr())
+        })?;
         let high = match long_value(high.as_borrowed()) {
             Long::Fits(high) => u64::try_from(high).map_err(|_| fail())?,
             Long::Above => u64_above_i64(high.as_borrowed()).map_err(|_| fail())?,
@@ -286,10 +296,13 @@ fn from_parts<'py>(py: Python<'py>, high: Owned<'py>, low: u64) -> Result<Owned<
     let low = from_u64(py, low)?;
     let shift = from_i64(py, 64)?;
     // SAFETY: live ints; attached thread state; new references or null.
-    let shifted =
-        owned_or_err(py, unsafe { ffi::PyNumber_Lshift(high.as_ptr(), shift.as_ptr()) })?;
+    let shifted = owned_or_err(py, unsafe {
+        ffi::PyNumber_Lshift(high.as_ptr(), shift.as_ptr())
+    })?;
     // SAFETY: as above.
-    owned_or_err(py, unsafe { ffi::PyNumber_Or(shifted.as_ptr(), low.as_ptr()) })
+    owned_or_err(py, unsafe {
+        ffi::PyNumber_Or(shifted.as_ptr(), low.as_ptr())
+    })
 }
 
 fn from_i128(py: Python<'_>, value: i128) -> Result<Owned<'_>, CastError> {
@@ -378,7 +391,13 @@ impl<'py> IntoPython<'py> for bool {
     fn into_python(self, py: Python<'py>) -> Result<Owned<'py>, CastError> {
         // SAFETY: the bool singletons live as long as the interpreter; from_borrowed_ptr
         // takes a new reference.
-        let object = unsafe { if self { ffi::Py_True() } else { ffi::Py_False() } };
+        let object = unsafe {
+            if self {
+                ffi::Py_True()
+            } else {
+                ffi::Py_False()
+            }
+        };
         // SAFETY: a live object (see above).
         Ok(unsafe { Owned::from_borrowed_ptr(py, object) }.expect("bool singletons exist"))
     }
@@ -397,6 +416,7 @@ fn exact_float(obj: Borrowed<'_, '_>) -> Option<f64> {
 }
 
 /// `f64` from anything CPython's `float` parameters take; `T` names the target in errors.
+#[inline(never)]
 fn float_from_python<T: ?Sized>(obj: Borrowed<'_, '_>) -> Result<f64, CastError> {
     if let Some(value) = exact_float(obj) {
         return Ok(value);
@@ -448,7 +468,10 @@ impl<'a, 'py> FromPython<'a, 'py> for f64 {
     const PYTHON_TYPE: &'static str = "float";
     #[inline]
     fn from_python(obj: Borrowed<'a, 'py>) -> Result<Self, CastError> {
-        float_from_python::<f64>(obj)
+        match exact_float(obj) {
+            Some(value) => Ok(value),
+            None => float_from_python::<f64>(obj),
+        }
     }
     #[inline]
     fn from_python_exact(obj: Borrowed<'a, 'py>) -> Option<Self> {

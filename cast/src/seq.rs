@@ -284,7 +284,9 @@ where
             },
             other => other,
         })?;
-        items.try_into().map_err(|items: Vec<T>| wrong_length(items.len()))
+        items
+            .try_into()
+            .map_err(|items: Vec<T>| wrong_length(items.len()))
     }
 }
 

@@ -25,8 +25,7 @@ fn a_rust_value_becomes_an_instance_of_its_registered_type_and_comes_back() {
     with_python(|py| {
         let ty = point_type(py);
         let obj = to_python(py, Point { x: 1.5, y: -2.0 }).unwrap();
-        // SAFETY: live objects.
-        assert_eq!(unsafe { pyo3_ffi::Py_TYPE(obj.as_ptr()) }, ty.as_ptr().cast());
+        assert_eq!(obj.as_borrowed().type_ptr(), ty.as_ptr().cast());
         assert_eq!(obj.type_name(), "tests.Point");
         {
             let point: Ref<Point> = cast(obj.as_borrowed()).unwrap();
@@ -102,7 +101,10 @@ fn conflicting_borrows_are_runtime_errors_never_aliases() {
                 point_name()
             )
         );
-        assert!(cast::<Point>(obj.as_borrowed()).is_err(), "clone needs a shared borrow");
+        assert!(
+            cast::<Point>(obj.as_borrowed()).is_err(),
+            "clone needs a shared borrow"
+        );
         assert!(cast::<RefMut<Point>>(obj.as_borrowed()).is_err());
         assert!(try_borrow_in_gc::<Point>(obj.as_borrowed()).is_none());
         drop(held);
@@ -133,7 +135,10 @@ fn wrong_and_unregistered_types_are_named() {
         let int = eval(py, "42");
         assert_eq!(
             raised(py, cast::<Ref<Point>>(int.as_borrowed()).unwrap_err()),
-            format!("TypeError: cannot convert Python 'int' to Rust '{}'", point_name())
+            format!(
+                "TypeError: cannot convert Python 'int' to Rust '{}'",
+                point_name()
+            )
         );
         let tracked = to_python(py, support::Tracked { label: "t".into() }).unwrap();
         assert_eq!(
@@ -182,11 +187,16 @@ fn the_value_is_dropped_exactly_once_with_its_instance() {
     with_python(|py| {
         support::tracked_type(py);
         let before = TRACKED_DROPS.load(Ordering::SeqCst);
-        let obj = to_python(py, support::Tracked { label: "one".into() }).unwrap();
+        let obj = to_python(
+            py,
+            support::Tracked {
+                label: "one".into(),
+            },
+        )
+        .unwrap();
         assert_eq!(TRACKED_DROPS.load(Ordering::SeqCst), before);
         assert_eq!(
-            try_borrow_in_gc::<support::Tracked>(obj.as_borrowed())
-                .map(|t| t.label.as_str()),
+            try_borrow_in_gc::<support::Tracked>(obj.as_borrowed()).map(|t| t.label.as_str()),
             Some("one")
         );
         // SAFETY: a live instance of a class registered for Tracked.
@@ -196,7 +206,13 @@ fn the_value_is_dropped_exactly_once_with_its_instance() {
 
         // Emptied explicitly (what a tp_clear may do): later casts and GC lookups see an
         // empty instance, and dealloc does not drop again.
-        let obj: Owned<'_> = to_python(py, support::Tracked { label: "two".into() }).unwrap();
+        let obj: Owned<'_> = to_python(
+            py,
+            support::Tracked {
+                label: "two".into(),
+            },
+        )
+        .unwrap();
         // SAFETY: as above.
         assert!(unsafe { ClassObject::<support::Tracked>::drop_value(obj.as_ptr()) });
         assert_eq!(TRACKED_DROPS.load(Ordering::SeqCst), before + 2);
@@ -211,7 +227,13 @@ fn the_value_is_dropped_exactly_once_with_its_instance() {
         assert_eq!(TRACKED_DROPS.load(Ordering::SeqCst), before + 2);
 
         // A borrowed value is not dropped from under its borrower.
-        let obj = to_python(py, support::Tracked { label: "three".into() }).unwrap();
+        let obj = to_python(
+            py,
+            support::Tracked {
+                label: "three".into(),
+            },
+        )
+        .unwrap();
         let guard = cast::<Ref<support::Tracked>>(obj.as_borrowed()).unwrap();
         // SAFETY: as above.
         assert!(!unsafe { ClassObject::<support::Tracked>::drop_value(obj.as_ptr()) });

@@ -12,7 +12,7 @@ use bindery_capsule::{Owned, Python};
 use bindery_cast::{CastError, ExceptionKind, FromPython, IntoPython, cast, to_python};
 use pyo3_ffi as ffi;
 use smallvec::SmallVec;
-use support::{accept, eval, exec, namespace, eval_in, py_eq, raised, refuse, repr, with_python};
+use support::{accept, eval, eval_in, exec, namespace, py_eq, raised, refuse, repr, with_python};
 
 /// `value` -> Python -> Rust gives `value` back, and Python prints it as `printed`.
 fn round_trip<'py, T>(py: Python<'py>, value: T, printed: &str)
@@ -36,13 +36,17 @@ where
     let above_text = repr(&above_value);
     assert_eq!(
         refuse::<T>(py, &above),
-        format!("OverflowError: Python int {above_text} does not fit in Rust '{name}' (range {min}..={max})")
+        format!(
+            "OverflowError: Python int {above_text} does not fit in Rust '{name}' (range {min}..={max})"
+        )
     );
     let below = format!("{min} - 1");
     let below_text = repr(&eval(py, &below));
     assert_eq!(
         refuse::<T>(py, &below),
-        format!("OverflowError: Python int {below_text} does not fit in Rust '{name}' (range {min}..={max})")
+        format!(
+            "OverflowError: Python int {below_text} does not fit in Rust '{name}' (range {min}..={max})"
+        )
     );
 }
 
@@ -84,7 +88,10 @@ fn every_integer_width_round_trips_its_limits_and_refuses_one_past_them() {
         }
         assert_eq!(
             refuse::<u128>(py, "-1"),
-            format!("OverflowError: Python int -1 does not fit in Rust 'u128' (range 0..={})", u128::MAX)
+            format!(
+                "OverflowError: Python int -1 does not fit in Rust 'u128' (range 0..={})",
+                u128::MAX
+            )
         );
     });
 }
@@ -140,12 +147,21 @@ fn huge_ints_are_named_shortly_in_overflow_messages() {
             ),
             "{message}"
         );
-        assert!(message.contains("...") && message.contains("(61 characters)"), "{message}");
-        assert!(message.ends_with("does not fit in Rust 'i64' (range -9223372036854775808..=9223372036854775807)"), "{message}");
+        assert!(
+            message.contains("...") && message.contains("(61 characters)"),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(
+                "does not fit in Rust 'i64' (range -9223372036854775808..=9223372036854775807)"
+            ),
+            "{message}"
+        );
         // 3.11+ refuse to print ints of more than 4300 digits; older versions print them.
         let message = refuse::<u8>(py, "10**5000");
         assert!(
-            message.contains("<an int too large to print>") || message.contains("(5001 characters)"),
+            message.contains("<an int too large to print>")
+                || message.contains("(5001 characters)"),
             "{message}"
         );
     });
@@ -187,7 +203,12 @@ fn floats_keep_every_edge_value_and_accept_what_cpython_accepts() {
         assert_eq!(accept::<f64>(py, "fractions.Fraction(1, 4)"), 0.25);
         assert_eq!(accept::<f64>(py, "decimal.Decimal('2.5')"), 2.5);
         let message = refuse::<f64>(py, "10**400");
-        assert!(message.starts_with("OverflowError: Python int 1000000000000000000000000000000000000000..."), "{message}");
+        assert!(
+            message.starts_with(
+                "OverflowError: Python int 1000000000000000000000000000000000000000..."
+            ),
+            "{message}"
+        );
         assert!(message.ends_with("does not fit in Rust 'f64' (range -1.7976931348623157e308..=1.7976931348623157e308)"), "{message}");
         assert_eq!(
             refuse::<f64>(py, "'1.0'"),
@@ -214,7 +235,14 @@ fn floats_keep_every_edge_value_and_accept_what_cpython_accepts() {
 #[test]
 fn strings_round_trip_including_empty_and_non_ascii() {
     with_python(|py| {
-        for text in ["", "plain", "héllo wörld", "日本語のテキスト", "🦀 crab", "a\0b"] {
+        for text in [
+            "",
+            "plain",
+            "héllo wörld",
+            "日本語のテキスト",
+            "🦀 crab",
+            "a\0b",
+        ] {
             let obj = to_python(py, text).unwrap();
             assert_eq!(cast::<String>(obj.as_borrowed()).unwrap(), text);
             assert_eq!(cast::<&str>(obj.as_borrowed()).unwrap(), text);
@@ -313,7 +341,8 @@ fn bytes_become_vec_u8_and_borrowed_slices() {
         let slice: &[u8] = cast(obj.as_borrowed()).unwrap();
         assert_eq!(slice, b"borrowed bytes");
         // SAFETY: a live bytes object.
-        assert_eq!(slice.as_ptr(), unsafe { ffi::PyBytes_AsString(obj.as_ptr()) }.cast());
+        let inside = unsafe { ffi::PyBytes_AsString(obj.as_ptr()) };
+        assert_eq!(slice.as_ptr(), inside.cast());
         assert_eq!(repr(&to_python(py, &b"xy"[..]).unwrap()), "b'xy'");
         let obj = eval(py, "bytearray(b'mutable')");
         let error = cast::<&[u8]>(obj.as_borrowed()).unwrap_err();
@@ -338,7 +367,10 @@ fn option_unit_and_paths() {
             refuse::<Option<i64>>(py, "'x'"),
             "TypeError: cannot convert Python 'str' to Rust 'i64'"
         );
-        assert_eq!(accept::<PathBuf>(py, "'/tmp/a b'"), PathBuf::from("/tmp/a b"));
+        assert_eq!(
+            accept::<PathBuf>(py, "'/tmp/a b'"),
+            PathBuf::from("/tmp/a b")
+        );
         assert_eq!(
             accept::<PathBuf>(py, "pathlib.Path('/usr') / 'lib'"),
             PathBuf::from("/usr/lib")
@@ -366,11 +398,7 @@ fn sequences_from_lists_tuples_and_other_sequences() {
             vec![vec![1_i64], vec![], vec![2, 3]],
             "[[1], [], [2, 3]]",
         );
-        round_trip(
-            py,
-            vec![Some("a".to_owned()), None],
-            "['a', None]",
-        );
+        round_trip(py, vec![Some("a".to_owned()), None], "['a', None]");
         assert_eq!(accept::<Vec<f64>>(py, "(1, 2.5)"), [1.0, 2.5]);
         assert_eq!(accept::<Vec<i64>>(py, "range(4)"), [0, 1, 2, 3]);
         assert_eq!(
@@ -440,7 +468,20 @@ fn arrays_and_tuples_need_their_exact_length() {
         round_trip(py, (true,), "(True,)");
         round_trip(
             py,
-            (1_u8, 2_u16, 3_u32, 4_u64, 5_i8, 6_i16, 7_i32, 8_i64, 9.0_f32, 10.0_f64, 'k', "l".to_owned()),
+            (
+                1_u8,
+                2_u16,
+                3_u32,
+                4_u64,
+                5_i8,
+                6_i16,
+                7_i32,
+                8_i64,
+                9.0_f32,
+                10.0_f64,
+                'k',
+                "l".to_owned(),
+            ),
             "(1, 2, 3, 4, 5, 6, 7, 8, 9.0, 10.0, 'k', 'l')",
         );
         assert_eq!(
@@ -467,7 +508,10 @@ fn arrays_and_tuples_need_their_exact_length() {
 fn maps_and_sets() {
     with_python(|py| {
         let map: HashMap<String, i64> = accept(py, "{'a': 1, 'b': -2}");
-        assert_eq!(map, HashMap::from([("a".to_owned(), 1), ("b".to_owned(), -2)]));
+        assert_eq!(
+            map,
+            HashMap::from([("a".to_owned(), 1), ("b".to_owned(), -2)])
+        );
         round_trip(
             py,
             BTreeMap::from([(1_i64, vec!["x".to_owned()]), (2, vec![])]),
@@ -564,35 +608,52 @@ fn a_container_changed_by_an_element_conversion_is_refused_not_read_after_free()
     });
 }
 
+/// Casts an object and returns the refusal.
+type Refusal = for<'py> fn(Owned<'py>) -> CastError;
+
 #[test]
 fn errors_become_the_python_exception_classes_they_name() {
     with_python(|py| {
-        let cases: [(&str, Box<dyn Fn(Owned<'_>) -> CastError>, *mut ffi::PyObject); 4] = [
-            ("'x'", Box::new(|o| cast::<i64>(o.as_borrowed()).unwrap_err()), unsafe {
-                // SAFETY: reading an exception class static.
-                ffi::PyExc_TypeError
-            }),
-            ("300", Box::new(|o| cast::<u8>(o.as_borrowed()).unwrap_err()), unsafe {
-                // SAFETY: as above.
-                ffi::PyExc_OverflowError
-            }),
-            ("[1]", Box::new(|o| cast::<[i64; 2]>(o.as_borrowed()).unwrap_err()), unsafe {
-                // SAFETY: as above.
-                ffi::PyExc_ValueError
-            }),
-            ("'\\ud800'", Box::new(|o| cast::<String>(o.as_borrowed()).unwrap_err()), unsafe {
-                // SAFETY: as above.
-                ffi::PyExc_UnicodeError
-            }),
+        // SAFETY: reading exception class statics with an attached thread state.
+        let (type_error, overflow, value_error, unicode_error) = unsafe {
+            (
+                ffi::PyExc_TypeError,
+                ffi::PyExc_OverflowError,
+                ffi::PyExc_ValueError,
+                ffi::PyExc_UnicodeError,
+            )
+        };
+        let cases: [(&str, Refusal, *mut ffi::PyObject); 4] = [
+            (
+                "'x'",
+                |o| cast::<i64>(o.as_borrowed()).unwrap_err(),
+                type_error,
+            ),
+            (
+                "300",
+                |o| cast::<u8>(o.as_borrowed()).unwrap_err(),
+                overflow,
+            ),
+            (
+                "[1]",
+                |o| cast::<[i64; 2]>(o.as_borrowed()).unwrap_err(),
+                value_error,
+            ),
+            (
+                "'\\ud800'",
+                |o| cast::<String>(o.as_borrowed()).unwrap_err(),
+                unicode_error,
+            ),
         ];
-        for (expr, convert, class) in cases {
-            let error = convert(eval(py, expr));
+        for (expr, refuse, class) in cases {
+            let error = refuse(eval(py, expr));
             let exc = error.into_python_exception(py);
             // SAFETY: attached thread state; live objects.
             let matches = unsafe { ffi::PyErr_GivenExceptionMatches(exc.as_ptr(), class) };
             assert_eq!(matches, 1, "{expr}: {}", repr(&exc));
             // SAFETY: attached thread state.
-            assert!(unsafe { ffi::PyErr_Occurred() }.is_null(), "nothing left pending");
+            let pending = unsafe { ffi::PyErr_Occurred() };
+            assert!(pending.is_null(), "nothing left pending");
         }
     });
 }

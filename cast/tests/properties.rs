@@ -128,7 +128,10 @@ fn containers_round_trip() {
         check(py, proptest::collection::vec(any::<i64>(), 0..40), eq);
         check(
             py,
-            proptest::collection::vec(any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()), 0..40),
+            proptest::collection::vec(
+                any::<f64>().prop_filter("NaN != NaN", |f| !f.is_nan()),
+                0..40,
+            ),
             eq,
         );
         check(
@@ -138,7 +141,11 @@ fn containers_round_trip() {
         );
         check(
             py,
-            proptest::collection::btree_map(any::<i32>(), proptest::collection::vec(any::<String>(), 0..3), 0..10),
+            proptest::collection::btree_map(
+                any::<i32>(),
+                proptest::collection::vec(any::<String>(), 0..3),
+                0..10,
+            ),
             eq::<BTreeMap<i32, Vec<String>>>,
         );
         check(
@@ -167,13 +174,18 @@ fn containers_round_trip() {
         check(py, any::<[i16; 5]>(), eq);
         check(
             py,
-            proptest::collection::vec(any::<u32>(), 0..12)
-                .prop_map(|v| SmallVec::<[u32; 4]>::from_vec(v)),
+            proptest::collection::vec(any::<u32>(), 0..12).prop_map(SmallVec::<[u32; 4]>::from_vec),
             eq,
         );
         check(
             py,
-            (any::<u8>(), any::<i128>(), any::<char>(), any::<Option<String>>(), any::<(bool, u16)>()),
+            (
+                any::<u8>(),
+                any::<i128>(),
+                any::<char>(),
+                any::<Option<String>>(),
+                any::<(bool, u16)>(),
+            ),
             eq,
         );
     });

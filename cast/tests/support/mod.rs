@@ -108,7 +108,11 @@ pub fn eval_in<'py>(py: Python<'py>, ns: &Owned<'py>, expr: &str) -> Owned<'py> 
 /// Evaluates an expression in a fresh namespace (with `math`, `pathlib`, `os` imported).
 pub fn eval<'py>(py: Python<'py>, expr: &str) -> Owned<'py> {
     let ns = namespace(py);
-    exec(py, &ns, "import math, os, pathlib, collections, fractions, decimal");
+    exec(
+        py,
+        &ns,
+        "import math, os, pathlib, collections, fractions, decimal",
+    );
     eval_in(py, &ns, expr)
 }
 

@@ -309,9 +309,7 @@ type Fast = unsafe extern "C" fn(
 const fn def(name: &'static CStr, f: Fast) -> ffi::PyMethodDef {
     ffi::PyMethodDef {
         ml_name: name.as_ptr(),
-        ml_meth: ffi::PyMethodDefPointer {
-            PyCFunctionFast: f,
-        },
+        ml_meth: ffi::PyMethodDefPointer { PyCFunctionFast: f },
         ml_flags: ffi::METH_FASTCALL,
         ml_doc: ptr::null(),
     }

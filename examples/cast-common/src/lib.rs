@@ -85,7 +85,9 @@ pub enum Role {
 }
 
 /// Runs the body of a `tp_new`: catches panics, turns errors into exceptions.
-fn guarded_new(body: impl FnOnce(Python<'_>) -> Result<*mut ffi::PyObject, CastError>) -> *mut ffi::PyObject {
+fn guarded_new(
+    body: impl FnOnce(Python<'_>) -> Result<*mut ffi::PyObject, CastError>,
+) -> *mut ffi::PyObject {
     // SAFETY: called from tp_new slots, which CPython calls with an attached thread state.
     let py = unsafe { Python::assume_attached() };
     match catch_unwind(AssertUnwindSafe(|| body(py))) {
@@ -273,7 +275,14 @@ unsafe extern "C" fn exec_module(module: *mut ffi::PyObject) -> c_int {
         let name_text = name.to_string_lossy();
         on_module_exec(py).map_err(|error| error.to_string())?;
         if *role == Role::Defines {
-            add_class::<Point>(py, module, &name_text, specs.point, c"Point", Visibility::Shared)?;
+            add_class::<Point>(
+                py,
+                module,
+                &name_text,
+                specs.point,
+                c"Point",
+                Visibility::Shared,
+            )?;
             add_class::<Counter>(
                 py,
                 module,
@@ -283,7 +292,14 @@ unsafe extern "C" fn exec_module(module: *mut ffi::PyObject) -> c_int {
                 Visibility::Shared,
             )?;
         }
-        add_class::<Secret>(py, module, &name_text, specs.secret, c"Secret", Visibility::Local)?;
+        add_class::<Secret>(
+            py,
+            module,
+            &name_text,
+            specs.secret,
+            c"Secret",
+            Visibility::Local,
+        )?;
         functions::add_functions(py, module)
     }));
     match outcome {
