@@ -98,12 +98,18 @@ static TRANSITION: Mutex<()> = Mutex::new(());
 /// thread-local cache made in an earlier generation is never trusted.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-/// Lives in each interpreter's state dict (one per module binary); its drop, when the
-/// interpreter clears the dict, bumps this module's [`GENERATION`].
-struct GenerationSentinel;
+/// Lives in each subinterpreter's state dict (one per module binary); its drop, when the
+/// interpreter clears the dict, records that the interpreter is finalizing (so later calls
+/// there go straight to the recorded content: no dict lookup, no allocation) and bumps this
+/// module's [`GENERATION`].
+struct GenerationSentinel {
+    interpreter_id: i64,
+}
 
 impl Drop for GenerationSentinel {
     fn drop(&mut self) {
+        SHARED.mark_dict_cleared(self.interpreter_id);
+        LOCAL.mark_dict_cleared(self.interpreter_id);
         GENERATION.fetch_add(1, Ordering::AcqRel);
     }
 }
@@ -122,6 +128,9 @@ pub(crate) struct Manager<C: Content> {
     /// Interpreter ID -> entry, for every interpreter this module ever served. Written and
     /// read on the slow path; the lock is never held across a Python call.
     record: Mutex<BTreeMap<i64, Entry>>,
+    /// IDs of subinterpreters whose state dict was cleared (written by the sentinel's drop,
+    /// read on the slow path). Entries stay: IDs are never reused.
+    finalizing: Mutex<std::collections::BTreeSet<i64>>,
 }
 
 thread_local! {
@@ -222,6 +231,7 @@ impl<C: Content> Manager<C> {
             main_content: AtomicPtr::new(ptr::null_mut()),
             main_interp: AtomicPtr::new(ptr::null_mut()),
             record: Mutex::new(BTreeMap::new()),
+            finalizing: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -290,7 +300,7 @@ impl<C: Content> Manager<C> {
             if !SUBINTERPRETER_SEEN.load(Ordering::Acquire) {
                 self.fast.store(content.as_ptr(), Ordering::Release);
             }
-        } else if found == Found::InStateDict && install_sentinel(py) {
+        } else if found == Found::InStateDict && install_sentinel(py, id) {
             let cached = Cached {
                 interp,
                 generation,
@@ -311,6 +321,11 @@ impl<C: Content> Manager<C> {
         py: Python<'_>,
         id: i64,
     ) -> Result<(NonNull<C>, Found), InternalsError> {
+        // A subinterpreter that cleared its state dict (its sentinel said so) is finalizing:
+        // its content is recorded; a lookup in the new, empty dict would only allocate.
+        if let Some(content) = self.finalizing_content(id) {
+            return Ok((content, Found::Recovered));
+        }
         let key = C::key();
         let capsule_error = |source| InternalsError::Capsule {
             what: C::WHAT,
@@ -371,6 +386,23 @@ impl<C: Content> Manager<C> {
 
     fn entry(&self, id: i64) -> Option<Entry> {
         lock(&self.record).get(&id).copied()
+    }
+
+    /// The recorded content of interpreter `id` if its state dict was cleared.
+    fn finalizing_content(&self, id: i64) -> Option<NonNull<C>> {
+        let finalizing = lock(&self.finalizing);
+        if !finalizing.contains(&id) {
+            return None;
+        }
+        match self.entry(id) {
+            Some(Entry::Live(address)) => NonNull::new(address as *mut C),
+            _ => None,
+        }
+    }
+
+    /// Records that interpreter `id` cleared its state dict (it is finalizing).
+    fn mark_dict_cleared(&self, id: i64) {
+        lock(&self.finalizing).insert(id);
     }
 
     /// The re-creation case: fatal under the default policy, else the error.
@@ -434,10 +466,11 @@ enum Found {
 
 /// Makes sure this module's generation sentinel is in the current interpreter's state
 /// dict; false if it cannot be (then nothing may be cached for this interpreter).
-fn install_sentinel(py: Python<'_>) -> bool {
+fn install_sentinel(py: Python<'_>, interpreter_id: i64) -> bool {
     static KEY: once_cell::sync::OnceCell<String> = once_cell::sync::OnceCell::new();
     let key = KEY.get_or_init(|| format!("{}_generation_sentinel", get_local_internals_key()));
-    atomic_get_or_create_in_state_dict(py, key, || GenerationSentinel, Dtor::Drop).is_ok()
+    let make = || GenerationSentinel { interpreter_id };
+    atomic_get_or_create_in_state_dict(py, key, make, Dtor::Drop).is_ok()
 }
 
 /// How many interpreters this module binary has handed shared internals to (one record
