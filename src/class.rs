@@ -284,6 +284,25 @@ impl<T: RegisteredClass> Class<T> {
     }
 }
 
+impl<T: RegisteredClass + bindery_gc_support::Traverse + bindery_gc_support::Clear> Class<T> {
+    /// Garbage-collector support for a `T` that owns Python objects
+    /// ([`bindery_gc_support::Traverse`] and [`bindery_gc_support::Clear`]): the type gets
+    /// `Py_TPFLAGS_HAVE_GC` and bindery-gc-support's `tp_traverse`/`tp_clear`, which do
+    /// nothing before the value is constructed or after it is dropped, and never unwind.
+    pub fn gc(mut self) -> Class<T> {
+        self.gc = true;
+        self.slots.push((
+            ffi::Py_tp_traverse,
+            bindery_gc_support::tp_traverse::<T> as *mut c_void,
+        ));
+        self.slots.push((
+            ffi::Py_tp_clear,
+            bindery_gc_support::tp_clear::<T> as *mut c_void,
+        ));
+        self
+    }
+}
+
 fn zero_sized<F>(_f: &F, what: &str) {
     assert!(
         size_of::<F>() == 0,

@@ -68,6 +68,7 @@
 //! | [`capsule`] (`bindery-capsule`) | typed capsules in the interpreter state dict, with a destructor policy |
 //! | [`internals`] (`bindery-internals`) | one type registry per interpreter, shared by compatible modules, leaked at exit, guarded against re-creation |
 //! | [`cast`] (`bindery-cast`) | Rust <-> Python conversion, registered classes |
+//! | [`gc`] (`bindery-gc-support`) | `tp_traverse`/`tp_clear` for types that own Python objects, GC checkers |
 //! | `bindery-testkit` | run Python scripts and staged extension modules in fresh interpreters from `cargo test` (a dev-dependency; any binding library) |
 //!
 //! # Supported versions
@@ -87,6 +88,7 @@ pub use bindery_capsule as capsule;
 pub use bindery_capsule::{Dtor, Python};
 pub use bindery_cast as cast;
 pub use bindery_cast::{RegisteredClass, Visibility};
+pub use bindery_gc_support as gc;
 pub use bindery_internals as internals;
 pub use class::{Class, IntoConstructed};
 pub use error::{CustomClass, Error, ExceptionClass};
