@@ -222,6 +222,7 @@ def worker(args: argparse.Namespace) -> int:
     for label in labels:
         wl.gc_sample_ms(mods[label], wl.N_GC // 10)
 
+    load_before = os.getloadavg()[0]
     samples: Dict[str, Dict[str, List[float]]] = {w.key: {x: [] for x in labels}
                                                   for w in wl.WORKLOADS}
     samples[wl.GC_KEY] = {x: [] for x in labels}
@@ -234,6 +235,7 @@ def worker(args: argparse.Namespace) -> int:
         for label in order:
             samples[wl.GC_KEY][label].append(wl.gc_sample_ms(mods[label]))
 
+    load_after = os.getloadavg()[0]
     log("-- memory per instance (fresh interpreters)")
     memory: Dict[str, Dict[str, Dict[str, float]]] = {"Counter": {}, "Node": {}}
     for kind in memory:
@@ -256,6 +258,8 @@ def worker(args: argparse.Namespace) -> int:
         "compilers": {"g++": tool_version(["g++", "--version"]),
                       "rustc": tool_version(["rustc", "--version"])},
         "repeats": args.repeats,
+        "load_before": load_before,
+        "load_after": load_after,
         "target_s": args.target,
         "loop_ns": wl.loop_overhead_ns(numbers["add"]),
         "gc_baseline_ms": wl.gc_baseline_ms(),
@@ -331,8 +335,8 @@ def main() -> int:
                    help="C module only, each workload once with checked results (no venv)")
     p.add_argument("--only", help="comma-separated toolkit keys (c, pybind11, nanobind, pyo3); "
                    "implies --no-write")
-    p.add_argument("--repeats", type=int, default=7, help="samples per workload and module")
-    p.add_argument("--target", type=float, default=0.2,
+    p.add_argument("--repeats", type=int, default=12, help="samples per workload and module")
+    p.add_argument("--target", type=float, default=0.08,
                    help="seconds per sample of the baseline module (sets the iteration counts)")
     p.add_argument("--no-write", action="store_true",
                    help="print only: no results file, BENCHMARKS.md or chart")

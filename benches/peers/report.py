@@ -57,9 +57,15 @@ def _rows(run: Dict[str, Any]) -> List[Dict[str, Any]]:
     return rows
 
 
+def _load(run: Dict[str, Any]) -> str:
+    """The 1-minute load average before and after the timing: how busy the machine was."""
+    before, after = run.get("load_before"), run.get("load_after")
+    return "unknown" if before is None else f"{before:.1f} before, {after:.1f} after"
+
+
 def _header(run: Dict[str, Any]) -> str:
     return (f"CPython {run['python']} · {run['cpu']} ({run['cores']} cores) · {run['date']} · "
-            f"{run['repeats']} repeats")
+            f"{run['repeats']} repeats · load average {_load(run)}")
 
 
 # ---- terminal -------------------------------------------------------------------------------
@@ -72,7 +78,7 @@ def print_table(run: Dict[str, Any]) -> None:
     print(f"timeit's empty loop costs {run['loop_ns']:.1f} ns per iteration (included below); "
           f"gc.collect() with nothing to free {run['gc_baseline_ms']:.1f} ms")
     print(f"{'workload':38} {'module':9} {'best':>10} {'median':>10} {'max':>10} "
-          f"{'/C med':>7} {'/C best':>7}")
+          f"{'/C best':>7} {'/C med':>7}")
     for row in _rows(run):
         for i, label in enumerate(labels):
             s = row["per"].get(label)
@@ -81,7 +87,7 @@ def print_table(run: Dict[str, Any]) -> None:
             name = row["label"] if i == 0 else ""
             print(f"{name:38} {label:9} {_fmt(s['best'], row['unit']):>10} "
                   f"{_fmt(s['median'], row['unit']):>10} {_fmt(s['max'], row['unit']):>10} "
-                  f"{s['ratio_median']:6.2f}x {s['ratio_best']:6.2f}x")
+                  f"{s['ratio_best']:6.2f}x {s['ratio_median']:6.2f}x")
     print(f"{'per module':38} {'module':9} {'Counter B':>10} {'Node B':>10} {'.so kB':>10} "
           f"{'build s':>7} {'cpu s':>7}")
     for label in labels:
@@ -100,7 +106,9 @@ def _run_markdown(run: Dict[str, Any]) -> List[str]:
     base = labels[0]
     out = [f"### CPython {run['python']} ({run['cpu']}, {run['cores']} cores, {run['date']}; "
            f"{run['repeats']} repeats, {run['elapsed_s'] / 60:.0f} min)", ""]
-    out += ["Time per operation, median of the repeats, and its ratio to " + base + ":", ""]
+    out += [f"{base}: time per operation, best sample (median in brackets). The others: ratio "
+            f"to {base} of the best samples (of the medians in brackets); above 1 is slower. "
+            f"Load average during the timing: {_load(run)}.", ""]
     out += ["| workload | " + " | ".join(labels) + " |",
             "|---|" + "---:|" * len(labels)]
     rows = _rows(run)
@@ -111,9 +119,9 @@ def _run_markdown(run: Dict[str, Any]) -> List[str]:
             if s is None:
                 cells.append("—")
             elif label == base:
-                cells.append(_fmt(s["median"], row["unit"]))
+                cells.append(f"{_fmt(s['best'], row['unit'])} ({_fmt(s['median'], row['unit'])})")
             else:
-                cells.append(f"{_fmt(s['median'], row['unit'])} ({s['ratio_median']:.2f}x)")
+                cells.append(f"**{s['ratio_best']:.2f}x** ({s['ratio_median']:.2f}x)")
         out.append(f"| `{row['label']}` | " + " | ".join(cells) + " |")
     mem = run["memory"]
     tks = {t["label"]: t for t in run["toolkits"]}
@@ -157,7 +165,9 @@ def markdown_section(runs: List[Dict[str, Any]], chart: Optional[str]) -> str:
         "([benches/peers/README.md](benches/peers/README.md)); each is written the way its "
         "toolkit's users write it. Ratios are to hand-written C (METH_FASTCALL, static types, "
         "`PyFloat_AsDouble` per list item); above 1 is slower. The machines are shared and "
-        "noisy: compare ratios within one run, and see the spread. bindery's own module joins "
+        "noisy: compare ratios within one run; the best sample is the one least disturbed by "
+        "other work, the median and the spread show how disturbed the run was. bindery's own "
+        "module joins "
         "the table when its facade lands.",
         "",
     ]
@@ -219,13 +229,18 @@ def draw_chart(runs: List[Dict[str, Any]], png: Path) -> None:
         others = labels[1:]
         rows = _rows(run)
         height = 0.8 / len(others)
-        ratios = [row["per"][x]["ratio_median"] for row in rows for x in others if x in row["per"]]
+        ratios = [row["per"][x][k] for row in rows for x in others if x in row["per"]
+                  for k in ("ratio_best", "ratio_median")]
         lo, hi = min(ratios + [1.0]) / 1.4, max(ratios + [1.0]) * 1.6
         for j, label in enumerate(others):
             ys = [i + (j - (len(others) - 1) / 2) * height for i in range(len(rows))]
-            xs = [row["per"][label]["ratio_median"] if label in row["per"] else 1.0 for row in rows]
+            xs = [row["per"][label]["ratio_best"] if label in row["per"] else 1.0 for row in rows]
+            meds = [row["per"][label]["ratio_median"] if label in row["per"] else 1.0
+                    for row in rows]
             ax_t.barh(ys, [x - 1.0 for x in xs], left=1.0, height=height,
                       color=colors[(j + 1) % len(colors)], label=label)
+            ax_t.plot(meds, ys, linestyle="none", marker="|", markersize=7, color="black",
+                      label="median" if j == len(others) - 1 else None)
             for y, x in zip(ys, xs):
                 ax_t.text(x * 1.03 if x >= 1 else x / 1.03, y, f"{x:.2f}x", va="center",
                           ha="left" if x >= 1 else "right", fontsize=7)
@@ -239,10 +254,10 @@ def draw_chart(runs: List[Dict[str, Any]], png: Path) -> None:
         ax_t.set_yticks(range(len(rows)))
         ax_t.set_yticklabels([r["label"] for r in rows])
         ax_t.invert_yaxis()
-        ax_t.set_xlabel(f"time relative to {labels[0]} = 1x (median of {run['repeats']} "
-                        "repeats; log scale; left of the line is faster)")
+        ax_t.set_xlabel(f"time relative to {labels[0]} = 1x: bars best of {run['repeats']} "
+                        "repeats, | median; log scale; left of the line is faster")
         ax_t.set_title(f"CPython {run['python']} · {run['cpu']} · {run['date']}", loc="left")
-        ax_t.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(others),
+        ax_t.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=len(others) + 1,
                     fontsize=8, frameon=False)
         ax_t.grid(axis="x", which="major", alpha=0.3)
 

@@ -8,7 +8,6 @@ bound as locals of the timing loop (as `python -m timeit -s` does).
 import gc
 import json
 import subprocess
-import sys
 import time
 import timeit
 import weakref
