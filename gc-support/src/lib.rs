@@ -152,8 +152,8 @@
 //! - The slots never unwind into C: a panic aborts with a message naming the Rust type and
 //!   the Python type.
 //! - `tp_traverse` changes no reference count, allocates nothing and calls no Python code
-//!   (with one documented exception for [`tp_traverse_by_cast`] in a subinterpreter whose
-//!   state dict is gone), and returns the first non-zero visit result unchanged.
+//!   (the cast of [`tp_traverse_by_cast`] included), and returns the first non-zero visit
+//!   result unchanged.
 //! - The slots touch the value only while it is constructed and not dropped; `tp_clear`
 //!   leaves it constructed, empty and unborrowed, and leaves no Python error set.
 //! - Checkers hold no reference to the internals capsules.

@@ -46,9 +46,9 @@ pub unsafe extern "C" fn tp_traverse<T: RegisteredClass + Traverse>(
 /// re-created (see `bindery_internals`).
 ///
 /// Same reports and guarantees as [`tp_traverse`]; in addition, an object that is not
-/// (or no longer) an instance of `T`'s registered class reports only its type. In the main
-/// interpreter the lookup allocates nothing; in a subinterpreter whose state dict was already
-/// cleared, internals are found again on their slow path, which makes a temporary string.
+/// (or no longer) an instance of `T`'s registered class reports only its type. The lookup
+/// allocates nothing and calls no Python code, also after the state dict was cleared
+/// (internals are then reached through the module's record, not through the dict).
 ///
 /// # Safety
 /// As the `Py_tp_traverse` slot of a type registered for `T` (or a subclass), or on any live
