@@ -334,3 +334,61 @@ fn builtin_refusals_have_the_right_class_and_message_on_this_python() {
     )
     .check();
 }
+
+/// A cycle through a GC-tracked registered class (`Node`, whose value holds one Python
+/// object): its `tp_traverse` and `tp_clear` find the value with `try_borrow_in_gc`, which
+/// must work and allocate nothing, in an ordinary collection and in the interpreter's last
+/// one, after the state dict (where one cycle is stored) was cleared.
+#[test]
+fn gc_lookups_find_values_without_allocating_also_in_the_last_collection() {
+    let outcome = script(
+        r#"
+        import ctypes, gc
+        import bindery_example_cast_a as a
+
+        n = a.Node("collected by gc.collect")
+        a.set_child(n, n)
+        del n
+        assert gc.collect() >= 1
+        ok, failed, allocations = a.node_stats()
+        assert ok > 0 and failed == 0 and allocations == 0, a.node_stats()
+
+        # A subclass instance in a cycle through its __dict__ and the Rust value.
+        class Sub(a.Node):
+            pass
+        s = Sub("subclass")
+        s.me = s
+        a.set_child(s, [s])
+        del s
+        gc.collect()
+        assert a.node_stats()[1:] == (0, 0), a.node_stats()
+
+        # A cycle only the interpreter's last collection can free: held by the state dict,
+        # which is cleared before that collection.
+        get = ctypes.pythonapi.PyInterpreterState_Get
+        get.restype = ctypes.c_void_p
+        get_dict = ctypes.pythonapi.PyInterpreterState_GetDict
+        get_dict.restype = ctypes.py_object
+        get_dict.argtypes = [ctypes.c_void_p]
+        last = a.Node("in the state dict")
+        a.set_child(last, last)
+        get_dict(get())["bindery-cast-test-node"] = last
+        del last
+        # And one left in __main__.
+        main = a.Node("in __main__")
+        a.set_child(main, main)
+        print("exiting")
+        "#,
+    )
+    .reruns(2)
+    .check();
+    let stderr = &outcome.stderr;
+    assert!(!stderr.contains("GC lookup failed"), "{stderr}");
+    assert!(!stderr.contains("a GC lookup allocated"), "{stderr}");
+    // Collected in the interpreter's last collection (the state dict was cleared before).
+    assert!(stderr.contains("dropped node 'in the state dict'"), "{stderr}");
+    assert!(stderr.contains("dropped node 'in __main__'"), "{stderr}");
+    assert!(stderr.contains("dropped node 'collected by gc.collect'"), "{stderr}");
+    assert!(stderr.contains("dropped node 'subclass'"), "{stderr}");
+    println!("{stderr}");
+}

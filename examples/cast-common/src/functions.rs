@@ -14,6 +14,7 @@
 //! | `take_unregistered(obj)` / `make_unregistered()` | a type nobody registered | raises |
 //! | `gc_peek(p)` | `try_borrow_in_gc::<Point>` | `(x, y)` or `None` |
 //! | `echo(kind, obj)` | `cast::<T>` then `to_python`, `T` named by `kind` | the round trip |
+//! | `set_child(node, obj)` / `node_stats()` | `Ref<Node>` / GC lookup counters | `None` / `(ok, failed, allocations)` |
 //! | `interpreter_id()` | | `int` |
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -234,6 +235,14 @@ fastcall!(gc_peek, 1, |py, a| {
     reply(py, point)
 });
 
+fastcall!(set_child, 2, |py, a| {
+    let node: Ref<crate::node::Node> = cast(a[0])?;
+    node.set_child(a[1]);
+    reply(py, ())
+});
+
+fastcall!(node_stats, 0, |py, _a| reply(py, crate::node::node_stats()));
+
 fastcall!(interpreter_id, 0, |py, _a| reply(py, py.interpreter_id()));
 
 fastcall!(echo, 2, |py, a| {
@@ -335,8 +344,8 @@ static mut METHODS: [ffi::PyMethodDef; 21] = [
     def(c"gc_peek", gc_peek),
     def(c"interpreter_id", interpreter_id),
     def(c"echo", echo),
-    ffi::PyMethodDef::zeroed(),
-    ffi::PyMethodDef::zeroed(),
+    def(c"set_child", set_child),
+    def(c"node_stats", node_stats),
     ffi::PyMethodDef::zeroed(),
 ];
 

@@ -13,9 +13,11 @@
 //! | `Point` | `Point(x, y)` | [`Point`] (cloneable) |
 //! | `Counter` | `Counter(start)` | [`Counter`] |
 //! | `Secret` | `Secret(text)` | [`Secret`] (module-local) |
+//! | `Node` | `Node(label)` | [`node::Node`] (GC-tracked, holds one object; module a) |
 
 mod compat;
 pub mod functions;
+pub mod node;
 
 use std::ffi::{CStr, CString, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -188,6 +190,18 @@ unsafe extern "C" fn secret_new(
     })
 }
 
+unsafe extern "C" fn node_new(
+    subtype: *mut ffi::PyTypeObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guarded_new(|py| {
+        let (label,) = constructor_args::<(String,)>(py, args, kwargs)?;
+        // SAFETY: `subtype` is Node or a subclass: its instances are ClassObject<Node>.
+        unsafe { new_object(py, subtype, node::Node::new(label)) }
+    })
+}
+
 type NewFn = unsafe extern "C" fn(
     *mut ffi::PyTypeObject,
     *mut ffi::PyObject,
@@ -196,10 +210,15 @@ type NewFn = unsafe extern "C" fn(
 
 /// A type spec for a registered class `T` named `<module>.<name>`; leaked (CPython keeps
 /// pointers into specs for the life of the types).
-fn spec<T: RegisteredClass>(module: &CStr, name: &str, new: NewFn) -> usize {
+fn spec<T: RegisteredClass>(
+    module: &CStr,
+    name: &str,
+    new: NewFn,
+    gc: Option<(ffi::traverseproc, ffi::inquiry)>,
+) -> usize {
     let qualified = CString::new(format!("{}.{name}", module.to_string_lossy()))
         .expect("names have no NUL byte");
-    let slots = Box::leak(Box::new([
+    let mut slots = vec![
         ffi::PyType_Slot {
             slot: ffi::Py_tp_dealloc,
             pfunc: tp_dealloc::<T> as *mut c_void,
@@ -208,23 +227,37 @@ fn spec<T: RegisteredClass>(module: &CStr, name: &str, new: NewFn) -> usize {
             slot: ffi::Py_tp_new,
             pfunc: new as *mut c_void,
         },
-        ffi::PyType_Slot::default(),
-    ]));
+    ];
+    let mut flags = ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_BASETYPE;
+    if let Some((traverse, clear)) = gc {
+        flags |= ffi::Py_TPFLAGS_HAVE_GC;
+        slots.push(ffi::PyType_Slot {
+            slot: ffi::Py_tp_traverse,
+            pfunc: traverse as *mut c_void,
+        });
+        slots.push(ffi::PyType_Slot {
+            slot: ffi::Py_tp_clear,
+            pfunc: clear as *mut c_void,
+        });
+    }
+    slots.push(ffi::PyType_Slot::default());
+    let slots = slots.leak();
     let spec = Box::leak(Box::new(ffi::PyType_Spec {
         name: qualified.into_raw(),
         basicsize: ClassObject::<T>::BASIC_SIZE as c_int,
         itemsize: 0,
-        flags: (ffi::Py_TPFLAGS_DEFAULT | ffi::Py_TPFLAGS_BASETYPE) as _,
+        flags: flags as _,
         slots: slots.as_mut_ptr(),
     }));
     spec as *mut ffi::PyType_Spec as usize
 }
 
-/// The three specs of one module binary (made once; they hold no Python object).
+/// The specs of one module binary (made once; they hold no Python object).
 struct Specs {
     point: usize,
     counter: usize,
     secret: usize,
+    node: usize,
 }
 
 /// Creates the type for `spec` bound to `module`, registers it and adds it to the module.
@@ -291,6 +324,14 @@ unsafe extern "C" fn exec_module(module: *mut ffi::PyObject) -> c_int {
                 c"Counter",
                 Visibility::Shared,
             )?;
+            add_class::<node::Node>(
+                py,
+                module,
+                &name_text,
+                specs.node,
+                c"Node",
+                Visibility::Shared,
+            )?;
         }
         add_class::<Secret>(
             py,
@@ -331,9 +372,15 @@ static mut SLOTS: [ffi::PyModuleDef_Slot; 3] = [
 pub unsafe fn init_module(name: &'static CStr, role: Role) -> *mut ffi::PyObject {
     MODULE.get_or_init(|| {
         let specs = Specs {
-            point: spec::<Point>(name, "Point", point_new),
-            counter: spec::<Counter>(name, "Counter", counter_new),
-            secret: spec::<Secret>(name, "Secret", secret_new),
+            point: spec::<Point>(name, "Point", point_new, None),
+            counter: spec::<Counter>(name, "Counter", counter_new, None),
+            secret: spec::<Secret>(name, "Secret", secret_new, None),
+            node: spec::<node::Node>(
+                name,
+                "Node",
+                node_new,
+                Some((node::node_traverse, node::node_clear)),
+            ),
         };
         (name, role, specs)
     });
