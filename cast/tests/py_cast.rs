@@ -386,9 +386,61 @@ fn gc_lookups_find_values_without_allocating_also_in_the_last_collection() {
     assert!(!stderr.contains("GC lookup failed"), "{stderr}");
     assert!(!stderr.contains("a GC lookup allocated"), "{stderr}");
     // Collected in the interpreter's last collection (the state dict was cleared before).
-    assert!(stderr.contains("dropped node 'in the state dict'"), "{stderr}");
+    assert!(
+        stderr.contains("dropped node 'in the state dict'"),
+        "{stderr}"
+    );
     assert!(stderr.contains("dropped node 'in __main__'"), "{stderr}");
-    assert!(stderr.contains("dropped node 'collected by gc.collect'"), "{stderr}");
+    assert!(
+        stderr.contains("dropped node 'collected by gc.collect'"),
+        "{stderr}"
+    );
     assert!(stderr.contains("dropped node 'subclass'"), "{stderr}");
     println!("{stderr}");
+}
+
+/// Run in a subinterpreter by the next test.
+const NODES_IN_SUBINTERPRETER: &str = r#"
+import ctypes, gc
+import bindery_example_cast_a as a
+n = a.Node("sub: collected by gc.collect")
+a.set_child(n, n)
+del n
+gc.collect()
+assert a.node_stats()[1:] == (0, 0), a.node_stats()
+get = ctypes.pythonapi.PyInterpreterState_Get
+get.restype = ctypes.c_void_p
+get_dict = ctypes.pythonapi.PyInterpreterState_GetDict
+get_dict.restype = ctypes.py_object
+get_dict.argtypes = [ctypes.c_void_p]
+last = a.Node("sub: in the state dict")
+a.set_child(last, last)
+get_dict(get())["bindery-cast-test-node"] = last
+del last
+"#;
+
+/// The same in a (shared-GIL) subinterpreter: its last collection, after its state dict was
+/// cleared, still finds every value without allocating.
+#[test]
+fn gc_lookups_work_in_a_subinterpreters_last_collection() {
+    let outcome = script(&format!(
+        "run_in_subinterpreter({NODES_IN_SUBINTERPRETER:?})\nprint('subinterpreter destroyed')\n"
+    ))
+    .check();
+    let stderr = &outcome.stderr;
+    assert!(
+        outcome.stdout.contains("subinterpreter destroyed"),
+        "{}",
+        outcome.stdout
+    );
+    assert!(!stderr.contains("GC lookup failed"), "{stderr}");
+    assert!(!stderr.contains("a GC lookup allocated"), "{stderr}");
+    assert!(
+        stderr.contains("dropped node 'sub: collected by gc.collect'"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("dropped node 'sub: in the state dict'"),
+        "{stderr}"
+    );
 }

@@ -86,7 +86,11 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        let _ = writeln!(std::io::stderr(), "bindery-example-cast: dropped node '{}'", self.label);
+        let _ = writeln!(
+            std::io::stderr(),
+            "bindery-example-cast: dropped node '{}'",
+            self.label
+        );
         let old = self.child.swap(std::ptr::null_mut(), Ordering::AcqRel);
         // SAFETY: a Node is dropped only by tp_dealloc / drop_value, with the GIL held;
         // `old` is null or a reference it owned.
@@ -105,7 +109,10 @@ fn lookup<'a>(obj: *mut ffi::PyObject) -> Option<&'a Node> {
     let found = try_borrow_in_gc::<Node>(borrowed);
     IN_LOOKUP.store(false, Ordering::Relaxed);
     if ALLOCATIONS_IN_LOOKUP.load(Ordering::Relaxed) != before {
-        let _ = writeln!(std::io::stderr(), "bindery-example-cast: a GC lookup allocated");
+        let _ = writeln!(
+            std::io::stderr(),
+            "bindery-example-cast: a GC lookup allocated"
+        );
     }
     // SAFETY: `obj` is a Node instance (the slots belong to Node's type).
     let constructed = unsafe { ClassObject::<Node>::is_initialized(obj) };
@@ -133,7 +140,10 @@ pub fn node_stats() -> (usize, usize, usize) {
 
 fn abort_on_panic<R>(what: &str, body: impl FnOnce() -> R) -> R {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
-        let _ = writeln!(std::io::stderr(), "bindery-example-cast: panic in Node's {what}");
+        let _ = writeln!(
+            std::io::stderr(),
+            "bindery-example-cast: panic in Node's {what}"
+        );
         std::process::abort()
     })
 }
