@@ -519,6 +519,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn errors_can_cross_threads_and_be_boxed() {
+        fn send_sync_static<T: Send + Sync + 'static + std::error::Error>() {}
+        send_sync_static::<CastError>();
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(CastError::CharLength {
+            len: 2,
+        });
+        assert_eq!(
+            boxed.to_string(),
+            "expected a str of length 1 for Rust 'char', got a str of length 2"
+        );
+    }
+
+    #[test]
     fn rust_names_drop_module_paths() {
         assert_eq!(rust_name::<i64>(), "i64");
         assert_eq!(rust_name::<String>(), "String");
