@@ -107,12 +107,38 @@ impl Drop for Folder {
     }
 }
 
-/// A script with the example module staged and `gc_suite` (plus `files`) importable.
+/// A script with the example module staged and `gc_suite` (plus `files`) importable; the
+/// module reports how many containers are left at the very end of the process.
 fn script(body: &str, folder: &Folder) -> Script {
     Script::new(body)
         .extension(Extension::new("bindery-example-gc"))
         .pythonpath(folder.path())
         .with_subinterpreter_helpers()
+        .env("BINDERY_EXAMPLE_GC_REPORT_AT_EXIT", "1")
+}
+
+/// How many containers the module reported alive after `Py_FinalizeEx` finished.
+fn alive_at_exit(outcome: &Outcome) -> usize {
+    let line = outcome
+        .stderr
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("bindery_example_gc: ")?
+                .strip_suffix(" containers alive after finalization")
+        })
+        .unwrap_or_else(|| panic!("no report at exit in stderr:\n{}", outcome.stderr));
+    line.parse().expect("a count")
+}
+
+/// Asserts that finalization freed every container, each exactly once (a double drop would
+/// wrap the count around).
+fn assert_none_left(outcome: &Outcome) {
+    assert_eq!(
+        alive_at_exit(outcome),
+        0,
+        "containers leaked:\n{}",
+        outcome.stderr
+    );
 }
 
 /// `files` plus `gc_suite.py`.
@@ -134,14 +160,6 @@ fn assert_clean(outcome: &Outcome) {
     }
 }
 
-/// Runs `body` [`RERUNS`] times; each run must succeed with clean output (only the last
-/// run's output is returned, every run's exit status is checked by the testkit).
-fn run_clean(body: &str, folder: &Folder) -> Outcome {
-    let outcome = script(body, folder).reruns(RERUNS).check();
-    assert_clean(&outcome);
-    outcome
-}
-
 fn assert_said(outcome: &Outcome, line: &str) {
     assert!(
         outcome.stdout.lines().any(|l| l == line),
@@ -158,12 +176,23 @@ fn main_collects_after_state_dict_clear() -> bool {
     python().at_least(3, 10)
 }
 
-/// Checks every run's output, not only the last: the scenario scripts are run one by one.
+/// Runs `body` [`RERUNS`] times, each in a fresh process; every run must exit 0 with clean
+/// output and pass `check`. (`Script::reruns` checks every run's exit status but returns the
+/// last run's output only; the output of every run is checked here.)
 fn run_each_clean(body: &str, folder: &Folder, check: impl Fn(&Outcome)) {
-    for _ in 0..RERUNS {
-        let outcome = script(body, folder).check();
-        assert_clean(&outcome);
-        check(&outcome);
+    let script = script(body, folder);
+    for run in 1..=RERUNS {
+        let outcome = script
+            .run()
+            .unwrap_or_else(|failure| panic!("run {run} of {RERUNS}: {failure}"));
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert_clean(&outcome);
+            check(&outcome);
+        }));
+        if let Err(panic) = checked {
+            eprintln!("the check failed on run {run} of {RERUNS}");
+            std::panic::resume_unwind(panic);
+        }
     }
 }
 
@@ -236,6 +265,7 @@ fn the_container_owns_objects_and_cycles_through_it_are_collected() {
     .check();
     assert_clean(&outcome);
     assert_said(&outcome, "ok");
+    assert_none_left(&outcome);
 }
 
 #[test]
@@ -260,6 +290,7 @@ fn self_cycles_left_in_main_with_checkers() {
             assert_said(outcome, "left for shutdown");
             assert_said(outcome, "self-cycle collected");
             assert_said(outcome, "ring collected");
+            assert_none_left(outcome);
         },
     );
 }
@@ -294,6 +325,7 @@ announce(a, "holder pair")
         |outcome| {
             assert_said(outcome, "holder single collected");
             assert_said(outcome, "holder pair collected");
+            assert_none_left(outcome);
         },
     );
 }
@@ -323,10 +355,13 @@ fn a_cycle_in_the_state_dict_is_collected_in_the_last_collection() {
         assert_said(outcome, "stored");
         if main_collects_after_state_dict_clear() {
             assert_said(outcome, "state-dict cycle collected");
+            assert_none_left(outcome);
         } else {
             // 3.9: the main interpreter runs no collection after clearing its state dict;
-            // the cycle is never traversed (the subinterpreter test covers 3.9).
+            // the cycle is never traversed and its three containers are never freed (the
+            // subinterpreter test covers 3.9).
             assert!(!outcome.stdout.contains("state-dict cycle collected"));
+            assert_eq!(alive_at_exit(outcome), 3);
         }
     });
 }
@@ -377,6 +412,7 @@ fn objects_released_from_atexit_handlers_and_from_del() {
             assert_said(outcome, "atexit collected ring collected");
             assert_said(outcome, "atexit released ring collected");
             assert_said(outcome, "released by __del__ collected");
+            assert_none_left(outcome);
         },
     );
 }
@@ -384,7 +420,7 @@ fn objects_released_from_atexit_handlers_and_from_del() {
 #[test]
 fn a_daemon_thread_still_holding_containers_at_exit() {
     let folder = folder(&[]);
-    run_clean(
+    run_each_clean(
         r#"
         import threading, time
         from gc_suite import *
@@ -411,6 +447,11 @@ fn a_daemon_thread_still_holding_containers_at_exit() {
         print("exiting while the daemon thread runs")
         "#,
         &folder,
+        |outcome| {
+            assert_said(outcome, "exiting while the daemon thread runs");
+            // The frozen thread's containers are never freed; finalization still completes.
+            assert!(alive_at_exit(outcome) >= 20);
+        },
     );
 }
 
@@ -435,7 +476,7 @@ else:
 #[test]
 fn subinterpreters_that_end_with_live_cycles() {
     let folder = folder(&[]);
-    let outcome = script(
+    run_each_clean(
         &format!(
             r#"
             from gc_suite import *
@@ -456,17 +497,17 @@ fn subinterpreters_that_end_with_live_cycles() {
             "#
         ),
         &folder,
-    )
-    .reruns(RERUNS)
-    .check();
-    assert_clean(&outcome);
-    assert_said(&outcome, "subinterpreters ok");
+        |outcome| {
+            assert_said(outcome, "subinterpreters ok");
+            assert_none_left(outcome);
+        },
+    );
 }
 
 #[test]
 fn gc_collect_under_pressure_collects_everything_exactly_once() {
     let folder = folder(&[]);
-    let outcome = script(
+    run_each_clean(
         r#"
         from gc_suite import *
         import weakref
@@ -509,11 +550,11 @@ fn gc_collect_under_pressure_collects_everything_exactly_once() {
         print("collected", N + N // 5)
         "#,
         &folder,
-    )
-    .reruns(RERUNS)
-    .check();
-    assert_clean(&outcome);
-    assert_said(&outcome, "collected 120000");
+        |outcome| {
+            assert_said(outcome, "collected 120000");
+            assert_none_left(outcome);
+        },
+    );
 }
 
 #[test]

@@ -11,6 +11,11 @@
 //! | `set_recreation_policy(name)` | test hook: `"fatal"` (default) or `"error"` |
 //! | `simulate_release()` | test hook: forget this interpreter's internals, as a design that frees them would |
 //!
+//! With `BINDERY_EXAMPLE_GC_REPORT_AT_EXIT=1` in the environment, the module writes
+//! `bindery_example_gc: N containers alive after finalization` to stderr at the very end of
+//! `Py_FinalizeEx` (`Py_AtExit`): the suite's proof that shutdown freed every container
+//! exactly once (a leak leaves N above 0, a double drop wraps it around).
+//!
 //! Written on the raw ffi until the facade can express it. Built with bindery-internals'
 //! `test-hooks` for the suite's negative control: never copy that into a real module.
 
@@ -18,9 +23,10 @@ mod compat;
 mod container;
 
 use std::ffi::{CStr, c_int, c_void};
+use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bindery_capsule::{Borrowed, Owned, Python};
 use bindery_cast::{CastError, to_python};
@@ -230,11 +236,38 @@ static FUNCTIONS: Functions = Functions([
     ffi::PyMethodDef::zeroed(),
 ]);
 
+/// The environment variable that asks for the report at exit (see the crate docs).
+const REPORT_AT_EXIT: &str = "BINDERY_EXAMPLE_GC_REPORT_AT_EXIT";
+
+/// Runs at the very end of `Py_FinalizeEx`, after every interpreter is gone: no Python here.
+extern "C" fn report_live_at_exit() {
+    let live = container::LIVE.load(Ordering::SeqCst);
+    let _ = writeln!(
+        std::io::stderr(),
+        "bindery_example_gc: {live} containers alive after finalization"
+    );
+}
+
+/// Registers [`report_live_at_exit`] once per process, from the main interpreter, if asked.
+fn register_report_at_exit(py: Python<'_>) {
+    static REGISTERED: AtomicBool = AtomicBool::new(false);
+    if py.interpreter_id() != 0 || std::env::var_os(REPORT_AT_EXIT).is_none_or(|v| v != "1") {
+        return;
+    }
+    if !REGISTERED.swap(true, Ordering::SeqCst) {
+        // SAFETY: attached thread state; the function needs no Python and lives as long as
+        // the process (CPython never unloads extension modules). A full table (32 entries)
+        // only means no report, which the suite would notice.
+        unsafe { ffi::Py_AtExit(Some(report_live_at_exit)) };
+    }
+}
+
 /// `Py_mod_exec`: internals for this interpreter first, then the class.
 unsafe extern "C" fn exec_module(module: *mut ffi::PyObject) -> c_int {
     let result = guard(|py| {
         on_module_exec(py).map_err(|e| Failure::runtime_error(e.to_string()))?;
         container::add_class(py, module)?;
+        register_report_at_exit(py);
         none(py)
     });
     if result.is_null() {
