@@ -10,6 +10,7 @@
 //! tp_traverse::<T>          reads the value in place          } extern "C" slot functions,
 //! tp_traverse_by_cast::<T>  reaches it through a cast of self } ready for a PyType_Spec
 //! tp_clear::<T>             empties it through a cast of self }
+//! tp_dealloc::<T>           frees it, releasing references   }
 //! add_gc_checkers_with_weakrefs(py, obj)   fail loudly if internals die before obj
 //! ```
 //!
@@ -20,8 +21,10 @@
 //!
 //! ```no_run
 //! use bindery_capsule::{Handle, Python};
-//! use bindery_cast::{ClassObject, RegisteredClass, Visibility, register_class, tp_dealloc};
-//! use bindery_gc_support::{Clear, Cleared, Traverse, Visit, VisitError, tp_clear, tp_traverse_by_cast};
+//! use bindery_cast::{ClassObject, RegisteredClass, Visibility, register_class};
+//! use bindery_gc_support::{
+//!     Clear, Cleared, Traverse, Visit, VisitError, tp_clear, tp_dealloc, tp_traverse_by_cast,
+//! };
 //! use pyo3_ffi as ffi;
 //! use std::ffi::c_void;
 //!
@@ -135,11 +138,12 @@
 //! reports only the instance's heap type (`Py_VISIT(Py_TYPE(self))`, which every instance of
 //! a heap type owns) and `tp_clear` does nothing.
 //!
-//! **Deallocation.** Use [`bindery_cast::tp_dealloc`]: it untracks the object from the
-//! collector, clears weak references, drops the value (releasing its references), frees the
-//! memory and releases the heap type. A very long chain of containers (each holding the
-//! next, hundreds of thousands deep) is freed recursively and can exhaust the stack, as
-//! with any type without CPython's trashcan; cycles of any size are fine.
+//! **Deallocation.** Use this crate's [`tp_dealloc`]: it moves the value's references out,
+//! untracks the object, clears weak references, drops the value, frees the memory, releases
+//! the heap type, and then releases the references in a loop that deallocations further down
+//! feed instead of recursing. A chain of 100,000 containers, each holding the next, is
+//! freed with a flat stack; with [`bindery_cast::tp_dealloc`] alone (which drops the value in
+//! place) a chain of some thousands overflows an 8 MiB stack.
 //!
 //! **Checking lifetimes in tests.** [`add_gc_checkers_with_weakrefs`] makes the collection of
 //! an object verify that the internals it may need are still the same, usable ones; a failure
@@ -177,10 +181,12 @@
 
 mod checkers;
 mod clear;
+mod dealloc;
 mod slots;
 mod traverse;
 
 pub use checkers::{GC_CHECKER_EXIT_CODE, GcCheckerError, add_gc_checkers_with_weakrefs};
 pub use clear::{Clear, Cleared};
+pub use dealloc::tp_dealloc;
 pub use slots::{tp_clear, tp_traverse, tp_traverse_by_cast};
 pub use traverse::{Traverse, Visit, VisitError};

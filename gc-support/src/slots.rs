@@ -151,7 +151,7 @@ pub(crate) fn abort_in_slot<T>(slot: &str, slf: *mut ffi::PyObject, payload: &dy
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".to_owned());
     let python = if slf.is_null() {
-        "<null>".to_owned()
+        "<already freed>".to_owned()
     } else {
         // SAFETY: `slf` is the live instance the slot was called with; tp_name is a
         // NUL-terminated string owned by its type.

@@ -223,6 +223,21 @@ fn the_container_owns_objects_and_cycles_through_it_are_collected() {
         assert [r() for r in refs] == [None, None, None], "cycles through Rust leaked"
         assert g.live_containers() == base, g.live_containers()
 
+        # A chain 100k containers long is freed without recursion (tp_dealloc releases
+        # references in a loop; recursing, some thousands overflow the stack); so is a long
+        # ring, by the collector.
+        head = C(); tail = head
+        for _ in range(100_000):
+            link = C(); tail.append(link); tail = link
+        del tail, link
+        assert g.live_containers() == base + 100_001
+        del head
+        assert g.live_containers() == base, g.live_containers() - base
+        r = ring(50_000, check=False)
+        del r
+        gc.collect()
+        assert g.live_containers() == base, g.live_containers() - base
+
         # clear() releases after giving up its borrow: a finalizer it triggers may use the
         # container (a naive clear would raise "already mutably borrowed" in __del__).
         box = C()
@@ -283,6 +298,12 @@ fn self_cycles_left_in_main_with_checkers() {
         announce(r, "ring")
         mixed = C(); mixed.append([mixed, ring(2)])
         g.add_gc_checkers_with_weakrefs(mixed)
+        # A long chain ending in a self-cycle, freed when __main__ is cleared.
+        chain = C(); link = chain
+        for _ in range(20_000):
+            nxt = C(); link.append(nxt); link = nxt
+        link.append(link)
+        del link, nxt
         print("left for shutdown")
         "#,
         &folder,

@@ -228,11 +228,12 @@ pub(crate) fn add_class(py: Python<'_>, module: *mut ffi::PyObject) -> Result<()
             ffi::Py_tp_clear,
             bindery_gc_support::tp_clear::<C> as *mut c_void,
         ),
-        // Untracks, clears weak references, drops the value (releasing its objects), frees,
-        // releases the heap type.
+        // Clears (moves the references out, through a cast of `self`), untracks, clears weak
+        // references, drops the value, frees, releases the heap type, then the references,
+        // iteratively (long chains of containers do not exhaust the stack).
         slot(
             ffi::Py_tp_dealloc,
-            bindery_cast::tp_dealloc::<C> as *mut c_void,
+            bindery_gc_support::tp_dealloc::<C> as *mut c_void,
         ),
         slot(
             ffi::Py_tp_methods,
@@ -269,7 +270,7 @@ pub(crate) fn add_class(py: Python<'_>, module: *mut ffi::PyObject) -> Result<()
         .ok_or_else(|| Failure::Cast(bindery_cast::CastError::fetch(py)))?;
     // SAFETY: instances of `ty` (and its subclasses) are ClassObject<C>, allocated zeroed by
     // tp_alloc, given a value only by tp_new through ClassObject::init, destroyed by
-    // bindery_cast::tp_dealloc::<C>; the module keeps the type alive for the interpreter's
+    // bindery_gc_support::tp_dealloc::<C> (which ends in bindery_cast::tp_dealloc::<C>); the module keeps the type alive for the interpreter's
     // life (below), and every instance keeps it alive too.
     unsafe {
         register_class::<C>(
