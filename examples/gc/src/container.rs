@@ -270,8 +270,9 @@ pub(crate) fn add_class(py: Python<'_>, module: *mut ffi::PyObject) -> Result<()
         .ok_or_else(|| Failure::Cast(bindery_cast::CastError::fetch(py)))?;
     // SAFETY: instances of `ty` (and its subclasses) are ClassObject<C>, allocated zeroed by
     // tp_alloc, given a value only by tp_new through ClassObject::init, destroyed by
-    // bindery_gc_support::tp_dealloc::<C> (which ends in bindery_cast::tp_dealloc::<C>); the module keeps the type alive for the interpreter's
-    // life (below), and every instance keeps it alive too.
+    // bindery_gc_support::tp_dealloc::<C> (which ends in bindery_cast::tp_dealloc::<C>); the
+    // module keeps the type alive for the interpreter's life (below), and every instance
+    // keeps it alive too.
     unsafe {
         register_class::<C>(
             py,
