@@ -103,9 +103,9 @@
 //! # fn main() {}
 //! ```
 //!
-//! In Python, `c = Container(); c.append(c); del c` is now collected by `gc.collect()`; without
-//! the two slots it would leak, and with a `tp_traverse` that reported too much it could free
-//! live objects.
+//! In Python, `c = Container(); c.append(c); del c` is now collected by `gc.collect()`;
+//! without `tp_traverse` and `tp_clear` it would leak, and with a `tp_traverse` that reported
+//! too much it could free live objects.
 //!
 //! # Recipes
 //!
@@ -150,6 +150,16 @@
 //! prints `bindery gc checker: ...` and exits with [`GC_CHECKER_EXIT_CODE`]. Attach it to
 //! objects left in cycles at exit and run the script in a subprocess, several times
 //! (`bindery_testkit::Script::reruns`): shutdown order varies between runs.
+//!
+//! The hardest moment is the interpreter's last collection, after it cleared its state dict
+//! (and with it the internals capsules). To test it, store a cycle in the state dict from the
+//! script: with `ctypes.pythonapi`, declare `PyInterpreterState_GetDict`'s `restype` as
+//! `c_void_p` and convert with `ctypes.cast(address, ctypes.py_object).value`. (A `restype`
+//! of `py_object` makes ctypes release a reference it never got, since it assumes new
+//! references, and frees the state dict early: the test then crashes for the wrong reason.)
+//! The repository's `gc-support/tests/py_shutdown.rs` runs that scenario and the others
+//! (module globals, `atexit`, `__del__`, daemon threads, subinterpreters, a negative
+//! control) against `examples/gc`.
 //!
 //! # Invariants
 //!
