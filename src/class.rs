@@ -57,6 +57,8 @@ pub struct Class<T: RegisteredClass> {
     properties: Vec<PropertyDef>,
     slots: Vec<Slot>,
     gc: bool,
+    /// The `tp_dealloc` slot: bindery-cast's, or bindery-gc-support's for GC classes.
+    dealloc: unsafe extern "C" fn(*mut ffi::PyObject),
     /// The type spec and static methods' data, made by the first exec (leaked: CPython
     /// reads the spec for every interpreter).
     built: OnceLock<Built>,
@@ -123,6 +125,7 @@ impl<T: RegisteredClass> Class<T> {
             properties: Vec::new(),
             slots: Vec::new(),
             gc: false,
+            dealloc: bindery_cast::tp_dealloc::<T>,
             built: OnceLock::new(),
             _t: std::marker::PhantomData,
         }
@@ -291,6 +294,9 @@ impl<T: RegisteredClass + bindery_gc_support::Traverse + bindery_gc_support::Cle
     /// nothing before the value is constructed or after it is dropped, and never unwind.
     pub fn gc(mut self) -> Class<T> {
         self.gc = true;
+        // Releases what the value owns iteratively, so dropping a long chain of such
+        // objects cannot overflow the stack.
+        self.dealloc = bindery_gc_support::tp_dealloc::<T>;
         self.slots.push((
             ffi::Py_tp_traverse,
             bindery_gc_support::tp_traverse::<T> as *mut c_void,
