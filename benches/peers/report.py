@@ -241,9 +241,9 @@ def draw_chart(runs: List[Dict[str, Any]], png: Path) -> None:
                       color=colors[(j + 1) % len(colors)], label=label)
             ax_t.plot(meds, ys, linestyle="none", marker="|", markersize=7, color="black",
                       label="median" if j == len(others) - 1 else None)
-            for y, x in zip(ys, xs):
-                ax_t.text(x * 1.03 if x >= 1 else x / 1.03, y, f"{x:.2f}x", va="center",
-                          ha="left" if x >= 1 else "right", fontsize=7)
+            for y, x, med in zip(ys, xs, meds):  # the label goes past the bar and the tick
+                ax_t.text(max(x, med) * 1.03 if x >= 1 else min(x, med) / 1.03, y, f"{x:.2f}x",
+                          va="center", ha="left" if x >= 1 else "right", fontsize=7)
         ax_t.set_xscale("log")
         ax_t.set_xlim(lo, hi)
         ax_t.axvline(1.0, color="black", linewidth=1.2)
@@ -271,9 +271,11 @@ def draw_chart(runs: List[Dict[str, Any]], png: Path) -> None:
                 ax_m.text(x, v + 1, f"{v:.0f}", ha="center", fontsize=7)
         ax_m.set_xticks(range(len(kinds)))
         ax_m.set_xticklabels(kinds)
-        ax_m.set_ylabel("bytes per live instance (RSS growth over 500k)")
-        ax_m.set_title("memory per instance (lower is better)", loc="left")
-        ax_m.legend(fontsize=8, frameon=False)
+        ax_m.set_ylabel("bytes per instance: RSS growth over 500k live ones")
+        ax_m.set_title("memory (lower is better)", loc="left")
+        ax_m.set_ylim(0, max(run["memory"][k][x]["rss"] for k in kinds for x in labels) * 1.12)
+        ax_m.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, fontsize=8,
+                    frameon=False)
         ax_m.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
