@@ -31,6 +31,9 @@ pub enum FailureKind {
     SucceededUnexpectedly,
     /// The script failed as expected, but neither stdout nor stderr contains this text.
     MissingText(String),
+    /// stdout or stderr of the run contains this text, which
+    /// [`Script::forbid_output`](crate::Script::forbid_output) forbids.
+    ForbiddenText(String),
     /// The interpreter could not be found or queried.
     Interpreter(String),
     /// Building or staging an [`Extension`](crate::Extension) failed (includes cargo's
@@ -88,6 +91,9 @@ impl ScriptFailure {
                 "Python script failed as expected {at}, but neither stdout nor stderr \
                  contains {text:?}"
             ),
+            FailureKind::ForbiddenText(text) => {
+                format!("Python script wrote {text:?} {at}, which forbid_output forbids")
+            }
             FailureKind::Interpreter(_) => {
                 format!(
                     "could not find or query the Python interpreter (before run {} of {})",

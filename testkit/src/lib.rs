@@ -183,7 +183,7 @@ pub use extension::{Extension, StagedExtension};
 pub use failure::{FailureKind, ScriptFailure};
 pub use golden::assert_golden;
 pub use python::PythonInfo;
-pub use script::{Outcome, Script};
+pub use script::{Outcome, RunOutput, Script};
 pub use subinterp::SUBINTERPRETER_HELPERS;
 
 /// Runs `code` (dedented) with `python -c` in a fresh process of the default interpreter and

@@ -46,7 +46,19 @@ pub struct Script {
     timeout: Duration,
     reruns: u32,
     expect_failure: Option<String>,
+    forbidden: Vec<String>,
     extensions: Vec<Extension>,
+}
+
+/// What one run printed.
+#[derive(Clone, Debug)]
+pub struct RunOutput {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// Everything it wrote to standard output.
+    pub stdout: String,
+    /// Everything it wrote to standard error.
+    pub stderr: String,
 }
 
 /// A successful run (the last one, if there were several).
@@ -64,6 +76,8 @@ pub struct Outcome {
     pub runs: u32,
     /// How long the last run took.
     pub elapsed: Duration,
+    /// The output of every run, first to last (with [`Script::reruns`], to check each one).
+    pub all_runs: Vec<RunOutput>,
 }
 
 impl Script {
@@ -80,6 +94,7 @@ impl Script {
             timeout: DEFAULT_TIMEOUT,
             reruns: 1,
             expect_failure: None,
+            forbidden: Vec::new(),
             extensions: Vec::new(),
         }
     }
@@ -133,6 +148,15 @@ impl Script {
             "Script::reruns({n}): the script must run at least once"
         );
         self.reruns = n;
+        self
+    }
+
+    /// Fails a run whose stdout or stderr contains `text`, e.g. `"Traceback"`, `"Exception
+    /// ignored"` or `"Fatal Python error"` in a shutdown test whose exit status alone would
+    /// not tell; checked on every run (with [`Script::reruns`]), naming the run. May be
+    /// called several times.
+    pub fn forbid_output(mut self, text: impl Into<String>) -> Script {
+        self.forbidden.push(text.into());
         self
     }
 
@@ -220,6 +244,7 @@ impl Script {
 
         let result = (|| {
             let mut last = None;
+            let mut all_runs = Vec::new();
             for run in 1..=self.reruns {
                 let command = self.command(&python, &source, &staged);
                 let done = run_with_timeout(command, self.timeout).map_err(|e| {
@@ -229,6 +254,13 @@ impl Script {
                 let verdict = self.judge(done.timed_out, done.status, &done.stdout, &done.stderr);
                 if let Some(kind) = verdict {
                     return Err(fail(kind, run, Some(&python), done.stdout, done.stderr));
+                }
+                if let Some(status) = done.status {
+                    all_runs.push(RunOutput {
+                        status,
+                        stdout: done.stdout.clone(),
+                        stderr: done.stderr.clone(),
+                    });
                 }
                 last = done
                     .status
@@ -243,6 +275,7 @@ impl Script {
                 stderr,
                 runs: self.reruns,
                 elapsed,
+                all_runs,
             })
         })();
         remove_staged(&staged);
@@ -282,6 +315,13 @@ impl Script {
                 name: signal_name(number),
             }),
         };
+        if let Some(text) = self
+            .forbidden
+            .iter()
+            .find(|text| stdout.contains(text.as_str()) || stderr.contains(text.as_str()))
+        {
+            return Some(FailureKind::ForbiddenText(text.clone()));
+        }
         match (&self.expect_failure, failure) {
             (None, failure) => failure,
             (Some(_), None) => Some(FailureKind::SucceededUnexpectedly),

@@ -509,3 +509,46 @@ fn requires_python_compares_with_the_running_version() {
     assert!(!requires_python(major, minor + 1, "a newer version"));
     assert!(!requires_python(major + 1, 0, "the next major version"));
 }
+
+#[test]
+fn forbidden_output_fails_the_run_that_prints_it_and_all_runs_are_kept() {
+    use bindery_testkit::FailureKind;
+    let dir = std::env::temp_dir().join(format!("bindery-forbid-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let counter = dir.join("count");
+    let code = r#"
+        import os, sys
+        path = os.environ["COUNTER"]
+        n = int(open(path).read()) + 1 if os.path.exists(path) else 1
+        open(path, "w").write(str(n))
+        print(f"run {n}")
+        if n == 2:
+            print("Exception ignored in: something", file=sys.stderr)
+        "#;
+    let failure = Script::new(code)
+        .env("COUNTER", &counter)
+        .reruns(3)
+        .forbid_output("Exception ignored")
+        .run()
+        .expect_err("the second run prints forbidden text");
+    assert_eq!(failure.run, 2, "{failure}");
+    assert_eq!(
+        failure.kind,
+        FailureKind::ForbiddenText("Exception ignored".into())
+    );
+    assert!(failure.to_string().contains("forbid_output"), "{failure}");
+
+    std::fs::remove_file(&counter).unwrap();
+    let outcome = Script::new("print('same every time')")
+        .reruns(3)
+        .forbid_output("Traceback")
+        .check();
+    assert_eq!(outcome.all_runs.len(), 3);
+    assert!(
+        outcome
+            .all_runs
+            .iter()
+            .all(|run| run.stdout == "same every time\n" && run.status.success())
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
