@@ -101,3 +101,93 @@ pub(crate) fn os_str_bytes(text: &std::ffi::OsStr) -> Option<&[u8]> {
 pub(crate) fn os_str_bytes(text: &std::ffi::OsStr) -> Option<&[u8]> {
     text.to_str().map(str::as_bytes)
 }
+
+/// The leading fields of CPython's `PyLongObject` up to its first digit, which pyo3-ffi keeps
+/// opaque. 3.12+ (`Include/cpython/longintrepr.h`): a tag holding the sign (2 bits), a flag
+/// bit and the digit count, then the digits. Before: `ob_size` (signed digit count) then
+/// the digits.
+#[cfg(Py_3_12)]
+#[repr(C)]
+struct LongPrefix {
+    ob_base: ffi::PyObject,
+    lv_tag: usize,
+    digit0: u32,
+}
+
+/// See the 3.12+ version.
+#[cfg(not(Py_3_12))]
+#[repr(C)]
+struct LongPrefix {
+    ob_base: ffi::PyVarObject,
+    digit0: u32,
+}
+
+/// Whether ints use 30-bit digits stored in `u32` (every 64-bit CPython build unless
+/// configured with `--enable-big-digits=15`): 0 not checked yet, 1 yes, 2 no.
+static DIGITS_ARE_U32: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+#[cold]
+fn check_digit_size() -> bool {
+    // SAFETY: callers hold an attached thread state; PyLong_GetInfo returns a new
+    // `sys.int_info` struct sequence (a tuple subclass) or null; item 1 is `sizeof_digit`.
+    let is_u32 = unsafe {
+        let info = ffi::PyLong_GetInfo();
+        if info.is_null() {
+            ffi::PyErr_Clear();
+            false
+        } else {
+            let size = ffi::PyTuple_GetItem(info, 1);
+            let is_u32 = !size.is_null() && ffi::PyLong_AsLong(size) == 4;
+            ffi::PyErr_Clear();
+            ffi::Py_DECREF(info);
+            is_u32
+        }
+    };
+    let flag = if is_u32 { 1 } else { 2 };
+    DIGITS_ARE_U32.store(flag, std::sync::atomic::Ordering::Relaxed);
+    is_u32
+}
+
+/// The value of an exact `int` that has at most one digit (|value| < 2**30), read inline
+/// from the object; `None` for larger ints (and on builds with 15-bit digits).
+///
+/// # Safety
+/// `obj` is a live exact `int` (`PyLong_CheckExact`), and the thread state is attached.
+#[inline]
+pub(crate) unsafe fn small_int(obj: *mut ffi::PyObject) -> Option<i64> {
+    let digits_are_u32 = match DIGITS_ARE_U32.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => true,
+        0 => check_digit_size(),
+        _ => false,
+    };
+    if !digits_are_u32 {
+        return None;
+    }
+    let long = obj.cast::<LongPrefix>();
+    #[cfg(Py_3_12)]
+    {
+        // SAFETY: an exact int is a PyLongObject: the tag is always there, and a tag below
+        // 2 << 3 means at most one digit, which is then initialised (0 has a digit 0).
+        unsafe {
+            let tag = (*long).lv_tag;
+            if tag >= (2 << 3) {
+                return None;
+            }
+            let sign = 1 - (tag & 3) as i64;
+            Some(sign * i64::from((*long).digit0))
+        }
+    }
+    #[cfg(not(Py_3_12))]
+    {
+        // SAFETY: an exact int is a PyLongObject: ob_size is the signed digit count; with
+        // one digit, that digit is initialised (and 0 has none, so it is not read).
+        unsafe {
+            match (*long).ob_base.ob_size {
+                0 => Some(0),
+                1 => Some(i64::from((*long).digit0)),
+                -1 => Some(-i64::from((*long).digit0)),
+                _ => None,
+            }
+        }
+    }
+}

@@ -522,9 +522,8 @@ mod tests {
     fn errors_can_cross_threads_and_be_boxed() {
         fn send_sync_static<T: Send + Sync + 'static + std::error::Error>() {}
         send_sync_static::<CastError>();
-        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(CastError::CharLength {
-            len: 2,
-        });
+        let boxed: Box<dyn std::error::Error + Send + Sync> =
+            Box::new(CastError::CharLength { len: 2 });
         assert_eq!(
             boxed.to_string(),
             "expected a str of length 1 for Rust 'char', got a str of length 2"

@@ -141,6 +141,10 @@ fn int_from_exact<T: Int>(obj: Borrowed<'_, '_>) -> Option<T> {
     if unsafe { ffi::PyLong_CheckExact(obj.as_ptr()) } == 0 {
         return None;
     }
+    // SAFETY: an exact int (checked); the token in `obj` proves an attached thread state.
+    if let Some(value) = unsafe { crate::compat::small_int(obj.as_ptr()) } {
+        return T::try_from(value).ok();
+    }
     match long_value(obj) {
         Long::Fits(value) => T::try_from(value).ok(),
         Long::Above | Long::Below => None,

@@ -19,6 +19,9 @@ trait Collect<T> {
     fn with_capacity(n: usize) -> Self;
     fn push(&mut self, value: T);
     fn len(&self) -> usize;
+    /// Appends every item of `items` (the collection keeps its length in a register while
+    /// it does, unlike a loop of `push` that may be interrupted by a call).
+    fn extend_from(&mut self, items: impl Iterator<Item = T>);
 }
 
 impl<T> Collect<T> for Vec<T> {
@@ -34,6 +37,10 @@ impl<T> Collect<T> for Vec<T> {
     fn len(&self) -> usize {
         Vec::len(self)
     }
+    #[inline]
+    fn extend_from(&mut self, items: impl Iterator<Item = T>) {
+        self.extend(items)
+    }
 }
 
 impl<A: smallvec::Array> Collect<A::Item> for SmallVec<A> {
@@ -48,6 +55,47 @@ impl<A: smallvec::Array> Collect<A::Item> for SmallVec<A> {
     #[inline]
     fn len(&self) -> usize {
         SmallVec::len(self)
+    }
+    #[inline]
+    fn extend_from(&mut self, items: impl Iterator<Item = A::Item>) {
+        self.extend(items)
+    }
+}
+
+/// Converts items on their exact fast path for as long as they take it: the run of items
+/// read in place, with no Python code, no reference count change and no bounds check
+/// between items. Returns how many were converted (all, unless an item needs the general
+/// path).
+#[inline]
+fn exact_prefix<'py, T, C>(py: Python<'py>, items: &[*mut ffi::PyObject], out: &mut C) -> usize
+where
+    T: for<'b> FromPython<'b, 'py>,
+    C: Collect<T>,
+{
+    let before = out.len();
+    out.extend_from(items.iter().map_while(|&item| {
+        // SAFETY: the caller's items are live objects held by their container, and no
+        // Python code runs while this iterator is consumed (exact conversions run none).
+        let item = unsafe { Borrowed::from_ptr(py, item) }?;
+        T::from_python_exact(item)
+    }));
+    out.len() - before
+}
+
+/// The item array of a list or tuple (`len` entries), as a slice valid until Python code
+/// runs (a list may reallocate it then).
+///
+/// # Safety
+/// `items` points to `len` initialised object pointers (or `len` is 0).
+unsafe fn item_slice<'x>(
+    items: *mut *mut ffi::PyObject,
+    len: ffi::Py_ssize_t,
+) -> &'x [*mut ffi::PyObject] {
+    if len <= 0 || items.is_null() {
+        &[]
+    } else {
+        // SAFETY: the caller's contract.
+        unsafe { std::slice::from_raw_parts(items, len as usize) }
     }
 }
 
@@ -95,26 +143,30 @@ where
         // SAFETY: a live list.
         let len = unsafe { ffi::PyList_GET_SIZE(ptr) };
         let mut out = C::with_capacity(len as usize);
-        for i in 0..len {
-            // SAFETY: `i` < the list's current size: the size is checked again after every
-            // conversion that may have run Python code. The item is borrowed from the list,
-            // which holds it while no Python code runs (`item_from` takes a reference
-            // before running any).
-            let item = unsafe { Borrowed::from_ptr(py, ffi::PyList_GET_ITEM(ptr, i)) }
-                .expect("a list's items are never NULL");
-            match T::from_python_exact(item) {
-                Some(value) => out.push(value),
-                None => {
-                    out.push(item_slow::<T, C>(item.to_owned(), i as usize, obj)?);
-                    // SAFETY: a live list.
-                    if unsafe { ffi::PyList_GET_SIZE(ptr) } != len {
-                        return Err(CastError::Mutated {
-                            python: obj.type_name(),
-                            rust: rust_name::<C>(),
-                        });
-                    }
-                }
+        let mut i = 0;
+        while i < len {
+            // SAFETY: a live list's item array holds its current size's worth of items (the
+            // size is checked after every conversion that may run Python code, which is
+            // also what could reallocate the array); the slice is used only by
+            // `exact_prefix`, during which no Python code runs.
+            let items = unsafe { item_slice((*ptr.cast::<ffi::PyListObject>()).ob_item, len) };
+            i += exact_prefix::<T, C>(py, &items[i as usize..], &mut out) as ffi::Py_ssize_t;
+            if i == len {
+                break;
             }
+            // SAFETY: as above: `i` < len, the list's current size; the item is held by the
+            // list until `item_slow` takes its own reference, before any Python code runs.
+            let item = unsafe { Borrowed::from_ptr(py, items[i as usize]) }
+                .expect("a list's items are never NULL");
+            out.push(item_slow::<T, C>(item.to_owned(), i as usize, obj)?);
+            // SAFETY: a live list.
+            if unsafe { ffi::PyList_GET_SIZE(ptr) } != len {
+                return Err(CastError::Mutated {
+                    python: obj.type_name(),
+                    rust: rust_name::<C>(),
+                });
+            }
+            i += 1;
         }
         return Ok(out);
     }
@@ -122,12 +174,26 @@ where
     if unsafe { ffi::PyTuple_Check(ptr) } != 0 {
         // SAFETY: a live tuple; its size and items never change while it lives.
         let len = unsafe { ffi::PyTuple_GET_SIZE(ptr) };
-        let mut out = C::with_capacity(len as usize);
-        for i in 0..len {
-            // SAFETY: `i` is in bounds; the tuple holds the item for as long as it lives.
-            let item = unsafe { Borrowed::from_ptr(py, ffi::PyTuple_GET_ITEM(ptr, i)) }
+        // SAFETY: a tuple's items follow its header, `len` of them, alive and unchanged
+        // while the tuple lives (for the whole call), whatever Python code runs.
+        let items = unsafe {
+            item_slice(
+                (*ptr.cast::<ffi::PyTupleObject>()).ob_item.as_mut_ptr(),
+                len,
+            )
+        };
+        let mut out = C::with_capacity(items.len());
+        let mut i = 0;
+        while i < items.len() {
+            i += exact_prefix::<T, C>(py, &items[i..], &mut out);
+            if i == items.len() {
+                break;
+            }
+            // SAFETY: see `items`.
+            let item = unsafe { Borrowed::from_ptr(py, items[i]) }
                 .expect("a tuple's items are never NULL");
-            out.push(item_from::<T, C>(item, i as usize, obj)?);
+            out.push(item_from::<T, C>(item, i, obj)?);
+            i += 1;
         }
         return Ok(out);
     }

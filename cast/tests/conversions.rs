@@ -400,6 +400,18 @@ fn sequences_from_lists_tuples_and_other_sequences() {
         );
         round_trip(py, vec![Some("a".to_owned()), None], "['a', None]");
         assert_eq!(accept::<Vec<f64>>(py, "(1, 2.5)"), [1.0, 2.5]);
+        // Runs of exact items and items that need the general path, mixed.
+        assert_eq!(
+            accept::<Vec<f64>>(
+                py,
+                "[1.0, 2, 3.5, True, 4.0, 5.0, fractions.Fraction(1, 2)]"
+            ),
+            [1.0, 2.0, 3.5, 1.0, 4.0, 5.0, 0.5]
+        );
+        assert_eq!(
+            accept::<Vec<i64>>(py, "(1, True, 3, type('I', (int,), {})(4), 5)"),
+            [1, 1, 3, 4, 5]
+        );
         assert_eq!(accept::<Vec<i64>>(py, "range(4)"), [0, 1, 2, 3]);
         assert_eq!(
             accept::<Vec<String>>(py, "collections.deque(['x', 'y'])"),

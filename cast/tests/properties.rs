@@ -54,6 +54,9 @@ fn integers_of_every_width_round_trip() {
         check(py, any::<i16>(), eq);
         check(py, any::<i32>(), eq);
         check(py, any::<i64>(), eq);
+        // Around the one-digit ints read inline (|value| < 2**30).
+        check(py, -(1_i64 << 31)..(1_i64 << 31), eq);
+        check(py, -(1_i32 << 16)..(1_i32 << 16), eq);
         check(py, any::<isize>(), eq);
         check(py, any::<u8>(), eq);
         check(py, any::<u16>(), eq);
