@@ -109,8 +109,10 @@
 //!
 //! # Fast paths
 //!
-//! - Exact `float`: the value is read from the object (`ob_fval`), no call. Exact `int`,
-//!   `bool`, exact `str`: one C call that runs no Python code.
+//! - Exact `float`: the value is read from the object (`ob_fval`), no call. Exact `int`
+//!   of one digit (|value| < 2**30): read from the object too (the private `compat` module
+//!   knows the layout of 3.9-3.11 and of 3.12+); larger ints and exact `str`: one C call
+//!   that runs no Python code. `bool`: a pointer comparison.
 //! - `list` and `tuple` to `Vec`/`SmallVec`/arrays: items are read in place, borrowed, with
 //!   no reference count change for items on an exact fast path; capacity is reserved up
 //!   front. An item that needs the general path (an `__index__`, a subclass) is held by a

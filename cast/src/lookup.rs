@@ -77,17 +77,35 @@ impl<'py> Registries<'py> {
     /// loads (see `bindery_internals::get_internals`).
     #[inline(always)]
     pub(crate) fn get(py: Python<'py>) -> Result<Registries<'py>, InternalsError> {
-        let (local, shared) = match (get_local_internals(py), get_internals(py)) {
-            (Ok(local), Ok(shared)) => (local, shared),
-            (Err(error), _) | (_, Err(error)) => return Err(error),
-        };
-        Ok(Registries {
+        // `.ok()` keeps the large error values out of the hot path (they would be built and
+        // copied on the stack); the rare failure is asked for again on the cold path.
+        match (get_local_internals(py).ok(), get_internals(py).ok()) {
+            (Some(local), Some(shared)) => Ok(Registries::new(py, local, shared)),
+            _ => Registries::get_cold(py),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_cold(py: Python<'py>) -> Result<Registries<'py>, InternalsError> {
+        let local = get_local_internals(py)?;
+        let shared = get_internals(py)?;
+        Ok(Registries::new(py, local, shared))
+    }
+
+    #[inline(always)]
+    fn new(
+        py: Python<'py>,
+        local: &'py bindery_internals::LocalInternals,
+        shared: &'py bindery_internals::Internals,
+    ) -> Registries<'py> {
+        Registries {
             py,
             local: local.types(),
             shared: shared.types(),
             local_id: local as *const _ as usize,
             shared_id: shared as *const _ as usize,
-        })
+        }
     }
 
     /// The local registry, then the shared one.
