@@ -82,6 +82,7 @@
 //! | `HashMap<K, V>`, `BTreeMap<K, V>` | `dict` (subclasses) | `dict` |
 //! | `HashSet<T>`, `BTreeSet<T>` | `set`, `frozenset` | `set` |
 //! | `Owned<'py>`, `Borrowed<'a, 'py>` | any object | the object |
+//! | `Handle` (storable, no lifetime) | any object | the object |
 //! | `T: RegisteredClass` | an instance of `T`'s class or a subclass, cloned (`T: Clone`) | a new instance |
 //! | `Ref<'a, T>`, `RefMut<'a, T>` | an instance of `T`'s class or a subclass, borrowed | — |
 //!

@@ -1,7 +1,7 @@
 //! The two conversion traits, [`IntoPython`] and [`FromPython`], their entry points
 //! [`to_python`] and [`cast`], and the handle conversions (`Owned`, `Borrowed`).
 
-use bindery_capsule::{Borrowed, Owned, Python};
+use bindery_capsule::{Borrowed, Handle, Owned, Python};
 use pyo3_ffi as ffi;
 
 use crate::error::CastError;
@@ -96,6 +96,31 @@ impl<'a, 'py> FromPython<'a, 'py> for Owned<'py> {
     #[inline]
     fn from_python(obj: Borrowed<'a, 'py>) -> Result<Self, CastError> {
         Ok(obj.to_owned())
+    }
+}
+
+/// Any object, as a storable strong reference (for Rust values that keep Python objects,
+/// such as containers with GC support).
+impl<'a, 'py> FromPython<'a, 'py> for Handle {
+    #[inline]
+    fn from_python(obj: Borrowed<'a, 'py>) -> Result<Self, CastError> {
+        Ok(Handle::from_borrowed(obj))
+    }
+}
+
+/// The object the handle refers to (a new reference).
+impl<'py> IntoPython<'py> for Handle {
+    #[inline]
+    fn into_python(self, py: Python<'py>) -> Result<Owned<'py>, CastError> {
+        Ok(self.into_owned(py))
+    }
+}
+
+/// The object the handle refers to (a new reference).
+impl<'py> IntoPython<'py> for &Handle {
+    #[inline]
+    fn into_python(self, py: Python<'py>) -> Result<Owned<'py>, CastError> {
+        Ok(self.bind(py).to_owned())
     }
 }
 
