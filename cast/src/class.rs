@@ -232,14 +232,14 @@ fn check_ready<T: RegisteredClass>(
 /// constructed, already dropped) or is mutably borrowed, or if internals cannot be had.
 ///
 /// Works in the interpreter's last garbage collection, after its state dict was cleared:
-/// internals are leaked on purpose and never re-created (see `bindery_internals`). In the
-/// main interpreter the lookup is allocation-free; in a subinterpreter whose state dict
-/// was already cleared, `bindery_internals` finds its (still valid) registry again on its
-/// slow path, which makes a temporary key string.
+/// internals are leaked on purpose and never re-created (see `bindery_internals`). The
+/// lookup uses `bindery_internals::get_internals_if_created`: it never creates internals,
+/// never looks in the state dict, never allocates and never calls Python, in the main
+/// interpreter and in subinterpreters alike.
 ///
 /// No borrow is recorded: do not run Python code while holding the reference.
 pub fn try_borrow_in_gc<'a, T: RegisteredClass>(obj: Borrowed<'a, '_>) -> Option<&'a T> {
-    let registries = Registries::get(obj.py()).ok()?;
+    let registries = Registries::get_existing(obj.py())?;
     let info = registries.nearest_registered_uncached(obj.type_ptr())?;
     if !matches_key::<T>(info) || !layout_ok::<T>(info) {
         return None;

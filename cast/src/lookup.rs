@@ -85,6 +85,15 @@ impl<'py> Registries<'py> {
         }
     }
 
+    /// This interpreter's registries if its internals exist, without creating them, looking
+    /// in the state dict, allocating or calling Python: the path of GC callbacks.
+    #[inline]
+    pub(crate) fn get_existing(py: Python<'py>) -> Option<Registries<'py>> {
+        let local = bindery_internals::get_local_internals_if_created(py)?;
+        let shared = bindery_internals::get_internals_if_created(py)?;
+        Some(Registries::new(py, local, shared))
+    }
+
     #[cold]
     #[inline(never)]
     fn get_cold(py: Python<'py>) -> Result<Registries<'py>, InternalsError> {

@@ -8,6 +8,7 @@
 //! internals.types()        -> &TypeRegistry   register / by_key / by_type
 //! internals_id()           -> "__bindery_internals_v1_rustc-…_x86_64-…_64bit_gil__"
 //! get_internals_capsule(py), get_local_internals_capsule(py)  -> the capsule objects
+//! get_internals_if_created(py)                 -> Option: never creates (GC callbacks)
 //! set_recreation_policy(RecreationPolicy::ReturnError)         opt out of the fatal error
 //! ```
 //!
@@ -154,8 +155,8 @@ pub use content::{Internals, LocalInternals, Registries};
 pub use error::InternalsError;
 pub use key::{INTERNALS_VERSION, get_local_internals_key, internals_id};
 pub use manager::{
-    RecreationPolicy, get_internals, get_internals_capsule, get_local_internals,
-    get_local_internals_capsule, interpreters_seen, on_module_exec, recreation_policy,
-    set_recreation_policy,
+    RecreationPolicy, get_internals, get_internals_capsule, get_internals_if_created,
+    get_local_internals, get_local_internals_capsule, get_local_internals_if_created,
+    interpreters_seen, on_module_exec, recreation_policy, set_recreation_policy,
 };
 pub use registry::{ExceptionTranslator, Translators, TypeInfo, TypeRegistry};

@@ -167,6 +167,24 @@ pub fn get_local_internals(py: Python<'_>) -> Result<&LocalInternals, InternalsE
     LOCAL.get(py)
 }
 
+/// The current interpreter's internals if they were created and this module has seen them;
+/// `None` otherwise. Never creates, never looks in the state dict, never allocates, never
+/// calls Python: for code that must not have side effects, such as `tp_traverse` and
+/// `tp_clear` (a registered instance implies its internals exist). Asking for internals that
+/// were released is the re-creation case ([`RecreationPolicy`]): fatal by default, `None`
+/// under [`RecreationPolicy::ReturnError`].
+#[inline]
+pub fn get_internals_if_created(py: Python<'_>) -> Option<&Internals> {
+    SHARED.peek(py)
+}
+
+/// This module's local internals in the current interpreter if they were created; the same
+/// guarantees as [`get_internals_if_created`].
+#[inline]
+pub fn get_local_internals_if_created(py: Python<'_>) -> Option<&LocalInternals> {
+    LOCAL.peek(py)
+}
+
 /// Prepares internals for the interpreter that is executing this module: call it first in
 /// every `Py_mod_exec` slot (the facade does).
 ///
@@ -273,6 +291,49 @@ impl<C: Content> Manager<C> {
             return Ok(unsafe { &*cached.content.cast::<C>() });
         }
         self.get_slow(py, interp)
+    }
+
+    /// The content of the current interpreter from the caches or the record, without
+    /// creating anything (see [`get_internals_if_created`]).
+    #[inline]
+    pub(crate) fn peek<'py>(&'static self, py: Python<'py>) -> Option<&'py C> {
+        let content = self.fast.load(Ordering::Acquire);
+        if !content.is_null() {
+            // SAFETY: as on the fast path of `get`.
+            return Some(unsafe { &*content });
+        }
+        let interp = current_interp(py);
+        if interp == self.main_interp.load(Ordering::Relaxed) {
+            let content = self.main_content.load(Ordering::Acquire);
+            if !content.is_null() {
+                // SAFETY: as in `get_per_interpreter`.
+                return Some(unsafe { &*content });
+            }
+        }
+        if let Ok(cached) = C::cache().try_with(Cell::get)
+            && cached.interp == interp
+            && cached.generation == GENERATION.load(Ordering::Acquire)
+        {
+            // SAFETY: as in `get_per_interpreter`.
+            return Some(unsafe { &*cached.content.cast::<C>() });
+        }
+        self.peek_record(py, interp_id(py, interp))
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn peek_record<'py>(&self, py: Python<'py>, id: i64) -> Option<&'py C> {
+        match self.entry(id) {
+            // SAFETY: recorded content is leaked, valid for the process.
+            Some(Entry::Live(address)) => Some(unsafe { &*(address as *const C) }),
+            // Released content asked for (by a GC callback, typically) is the re-creation
+            // case: loud under the default policy, never a silent "not found".
+            Some(Entry::Released) => {
+                self.recreated(py, id);
+                None
+            }
+            None => None,
+        }
     }
 
     #[cold]
