@@ -62,7 +62,9 @@ macro_rules! impl_into_method {
             #[allow(unused_variables)]
             fn invoke(&self, py: Python<'_>, slf: Borrowed<'_, '_>, args: &[*mut ffi::PyObject])
                 -> Result<*mut ffi::PyObject, Box<ArgError>> {
-                let this = bindery_cast::Ref::<T>::from_python(slf).map_err(receiver_error)?;
+                // SAFETY: CPython only calls a method of T's class (its method table) with an
+                // instance of that class or a subclass: a ClassObject<T>.
+                let this = unsafe { bindery_cast::ClassObject::<T>::borrow(slf) }.map_err(receiver_error)?;
                 $(let $v: $a = arg(py, args, $i)?;)*
                 (self)(&this, $($v),*).into_return(py).map_err(|e| Box::new(ArgError::Call(e)))
             }
@@ -80,7 +82,9 @@ macro_rules! impl_into_method {
             fn invoke(&self, py: Python<'_>, slf: Borrowed<'_, '_>, args: &[*mut ffi::PyObject])
                 -> Result<*mut ffi::PyObject, Box<ArgError>> {
                 $(let $v: $a = arg(py, args, $i)?;)*
-                let mut this = bindery_cast::RefMut::<T>::from_python(slf).map_err(receiver_error)?;
+                // SAFETY: as for the shared receiver: a method of T's class gets a ClassObject<T>.
+                let mut this = unsafe { bindery_cast::ClassObject::<T>::borrow_mut(slf) }
+                    .map_err(receiver_error)?;
                 (self)(&mut this, $($v),*).into_return(py).map_err(|e| Box::new(ArgError::Call(e)))
             }
         }

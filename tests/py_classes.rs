@@ -156,3 +156,20 @@ fn classes_work_in_subinterpreters() {
     .reruns(2)
     .check();
 }
+
+#[test]
+fn a_method_refuses_an_instance_of_another_class() {
+    classes(
+        r#"
+        from bindery_example_classes import Point, Counter
+        for call in (lambda: Point.norm(Counter()), lambda: Counter.increment(Point(1.0))):
+            try:
+                call()
+            except TypeError as e:
+                assert "doesn't apply" in str(e) or "descriptor" in str(e), e
+            else:
+                raise AssertionError("a method accepted an instance of another class")
+        "#,
+    )
+    .check();
+}

@@ -285,6 +285,39 @@ impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for RefMut<'a, T> {
     }
 }
 
+impl<T: RegisteredClass> ClassObject<T> {
+    /// A shared borrow of the value of `obj`, without a registry lookup: for the receiver
+    /// of a method or slot of `T`'s own class, whose layout CPython already guarantees (a
+    /// method descriptor only accepts instances of its class and its subclasses). Same
+    /// errors as a cast to [`Ref<T>`]: not constructed yet, or mutably borrowed.
+    ///
+    /// # Safety
+    /// `obj`'s type is `T`'s registered class or a subclass of it (its instances are
+    /// `ClassObject<T>`).
+    #[inline]
+    pub unsafe fn borrow<'a>(obj: Borrowed<'a, '_>) -> Result<Ref<'a, T>, CastError> {
+        // SAFETY: the caller guarantees the layout; `obj` is alive for 'a.
+        let cell = unsafe { ClassObject::<T>::at(obj.as_ptr()) };
+        check_ready(obj, cell)?;
+        cell.try_borrow()
+            .ok_or_else(|| already_borrowed::<T>(obj, false))
+    }
+
+    /// The exclusive borrow of the value of `obj`, without a registry lookup (see
+    /// [`ClassObject::borrow`]).
+    ///
+    /// # Safety
+    /// As for [`ClassObject::borrow`].
+    #[inline]
+    pub unsafe fn borrow_mut<'a>(obj: Borrowed<'a, '_>) -> Result<RefMut<'a, T>, CastError> {
+        // SAFETY: the caller guarantees the layout; `obj` is alive for 'a.
+        let cell = unsafe { ClassObject::<T>::at(obj.as_ptr()) };
+        check_ready(obj, cell)?;
+        cell.try_borrow_mut()
+            .ok_or_else(|| already_borrowed::<T>(obj, true))
+    }
+}
+
 /// From an instance of `T`'s registered class (or a subclass): a clone of its value.
 impl<'a, 'py, T: RegisteredClass + Clone> FromPython<'a, 'py> for T {
     #[inline]
