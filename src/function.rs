@@ -9,7 +9,6 @@
 //! function's data (names, defaults) from the function object.
 
 use std::ffi::{CString, c_void};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::{self, NonNull};
 
 use bindery_capsule::{Borrowed, Dtor, Owned, Python, capsule_value, new_capsule};
@@ -390,7 +389,7 @@ fn data_of(py: Python<'_>, slf: *mut ffi::PyObject) -> Option<&'static FunctionD
 ///
 /// # Safety
 /// `data` is the function data made for `F` (or `F` is zero-sized).
-unsafe fn callee<F>(data: Option<&FunctionData>) -> Option<&F> {
+pub(crate) unsafe fn callee<F>(data: Option<&FunctionData>) -> Option<&F> {
     if size_of::<F>() == 0 {
         // SAFETY: F is zero-sized and a value of it was handed to `Function::new` (and
         // forgotten there), so F is inhabited; a reference to a ZST may be any aligned,
@@ -415,18 +414,11 @@ where
     // SAFETY: CPython calls function entry points with an attached thread state, held for
     // the whole call.
     let py = unsafe { Python::assume_attached() };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    crate::panic::catch_panic(py, ptr::null_mut(), || {
         // SAFETY: CPython's vectorcall contract: `args` holds `nargs` positional arguments
         // followed by one value per name in `kwnames` (a tuple, or null).
         unsafe { call::<F, Args, M>(py, slf, args, nargsf, kwnames) }
-    }));
-    match outcome {
-        Ok(object) => object,
-        Err(panic) => {
-            crate::panic::raise_panic(py, panic);
-            ptr::null_mut()
-        }
-    }
+    })
 }
 
 /// The body of the trampoline, panics aside: the result, or null with the exception set.

@@ -8,8 +8,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::RwLock;
 
 use bindery_capsule::{Borrowed, Owned, Python};
@@ -18,7 +17,7 @@ use pyo3_ffi as ffi;
 use smallvec::SmallVec;
 
 use crate::error::Error;
-use crate::function::{ArgError, DataRef, FunctionData, IntoReturn, arg};
+use crate::function::{ArgError, DataRef, FunctionData, IntoReturn, arg, callee};
 
 /// Marker: the method takes `&T`.
 pub struct Shared;
@@ -122,21 +121,6 @@ pub(crate) fn data_for(id: TypeId) -> Option<&'static FunctionData> {
     map.as_ref()?.get(&id).map(|data| data.0)
 }
 
-/// The Rust function value of type `F` (a zero-sized fn item or closure, or the one stored
-/// in the method's data).
-///
-/// # Safety
-/// `data` is the data recorded for `F`, if `F` is not zero-sized.
-unsafe fn callee<F>(data: Option<&FunctionData>) -> Option<&F> {
-    if size_of::<F>() == 0 {
-        // SAFETY: F is zero-sized and a value of it was handed to the class builder (and
-        // forgotten there), so F is inhabited; any aligned non-null pointer will do.
-        return Some(unsafe { NonNull::<F>::dangling().as_ref() });
-    }
-    // SAFETY: for a non-zero-sized F, `call` is the `Box<F>` leaked by the builder.
-    Some(unsafe { &*data?.function.call.cast::<F>() })
-}
-
 /// The `METH_FASTCALL | METH_KEYWORDS` entry point of a method `F` of the class of `T`.
 pub(crate) unsafe extern "C" fn method_trampoline<T, F, Recv, Args, M>(
     slf: *mut ffi::PyObject,
@@ -149,17 +133,10 @@ where
 {
     // SAFETY: CPython calls methods with an attached thread state.
     let py = unsafe { Python::assume_attached() };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
+    crate::panic::catch_panic(py, ptr::null_mut(), || {
         // SAFETY: vectorcall contract (see the function trampoline); `slf` is the instance.
         unsafe { call::<T, F, Recv, Args, M>(py, slf, args, nargsf, kwnames) }
-    }));
-    match outcome {
-        Ok(object) => object,
-        Err(panic) => {
-            crate::panic::raise_panic(py, panic);
-            ptr::null_mut()
-        }
-    }
+    })
 }
 
 /// # Safety

@@ -71,3 +71,16 @@ pub(crate) fn raise_panic(py: Python<'_>, payload: Box<dyn Any + Send>) {
         None => set_error(py, ExceptionClass::RuntimeError.as_ptr(py), &message),
     }
 }
+
+/// Runs the body of an `extern "C"` entry point: a panic becomes `PanicException` and the
+/// entry point returns `failed` (null, -1) instead of unwinding into C.
+#[inline]
+pub(crate) fn catch_panic<R>(py: Python<'_>, failed: R, body: impl FnOnce() -> R) -> R {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(panic) => {
+            raise_panic(py, panic);
+            failed
+        }
+    }
+}
