@@ -2,8 +2,10 @@
 //! imports the module (`PyType_FromModuleAndSpec`), with the Rust value stored inline in the
 //! instance (`bindery_cast::ClassObject<T>`: no second allocation), a constructor, methods,
 //! static methods, properties, `__repr__`, `__eq__`/`__hash__`, `__len__`/`__getitem__`,
-//! weak references and subclassing from Python; registered in the internals (shared, or
-//! module-local on request) so casts of `T` work across modules.
+//! weak references and subclassing from Python, garbage-collector support (`gc`); registered
+//! in the internals (shared, or module-local on request) so casts of `T` work across modules.
+
+mod gc;
 
 use std::any::TypeId;
 use std::ffi::{CString, c_int, c_void};
@@ -56,7 +58,10 @@ pub struct Class<T: RegisteredClass> {
     statics: Vec<Function>,
     properties: Vec<PropertyDef>,
     slots: Vec<Slot>,
-    gc: bool,
+    /// Garbage-collector support ([`Class::gc`], [`Class::gc_through_cast`]).
+    gc: Option<gc::GcSlots>,
+    /// `tp_new` without a [`Function`] ([`Class::default_constructor`]).
+    bare_new: Option<ffi::newfunc>,
     /// The `tp_dealloc` slot: bindery-cast's, or bindery-gc-support's for GC classes.
     dealloc: unsafe extern "C" fn(*mut ffi::PyObject),
     /// The type spec and static methods' data, made by the first exec (leaked: CPython
@@ -124,7 +129,8 @@ impl<T: RegisteredClass> Class<T> {
             statics: Vec::new(),
             properties: Vec::new(),
             slots: Vec::new(),
-            gc: false,
+            gc: None,
+            bare_new: None,
             dealloc: bindery_cast::tp_dealloc::<T>,
             built: OnceLock::new(),
             _t: std::marker::PhantomData,
@@ -164,7 +170,21 @@ impl<T: RegisteredClass> Class<T> {
         M: 'static,
     {
         let function = describe(Function::new("__new__", f)).finish();
+        self.bare_new = None;
         self.constructor = Some((function, tp_new::<T, F, Args, M>, TypeId::of::<F>()));
+        self
+    }
+
+    /// The constructor `Class()`, making `T::default()`. Like `object()`, it takes no
+    /// arguments (`TypeError: Name() takes no arguments`), except in a Python subclass that
+    /// defines its own `__init__`: then the arguments are left to that `__init__`, which
+    /// runs on the constructed value. Replaces a [`Class::constructor`].
+    pub fn default_constructor(mut self) -> Class<T>
+    where
+        T: Default,
+    {
+        self.constructor = None;
+        self.bare_new = Some(default_new::<T>);
         self
     }
 
@@ -287,28 +307,6 @@ impl<T: RegisteredClass> Class<T> {
     }
 }
 
-impl<T: RegisteredClass + bindery_gc_support::Traverse + bindery_gc_support::Clear> Class<T> {
-    /// Garbage-collector support for a `T` that owns Python objects
-    /// ([`bindery_gc_support::Traverse`] and [`bindery_gc_support::Clear`]): the type gets
-    /// `Py_TPFLAGS_HAVE_GC` and bindery-gc-support's `tp_traverse`/`tp_clear`, which do
-    /// nothing before the value is constructed or after it is dropped, and never unwind.
-    pub fn gc(mut self) -> Class<T> {
-        self.gc = true;
-        // Releases what the value owns iteratively, so dropping a long chain of such
-        // objects cannot overflow the stack.
-        self.dealloc = bindery_gc_support::tp_dealloc::<T>;
-        self.slots.push((
-            ffi::Py_tp_traverse,
-            bindery_gc_support::tp_traverse::<T> as *mut c_void,
-        ));
-        self.slots.push((
-            ffi::Py_tp_clear,
-            bindery_gc_support::tp_clear::<T> as *mut c_void,
-        ));
-        self
-    }
-}
-
 fn zero_sized<F>(_f: &F, what: &str) {
     assert!(
         size_of::<F>() == 0,
@@ -357,7 +355,7 @@ impl<T: RegisteredClass> ClassDef for Class<T> {
         }
         // SAFETY: the type's instances are ClassObject<T> (basicsize from BASIC_SIZE plus
         // the weak-reference slot), allocated by tp_alloc, initialised by our tp_new and
-        // destroyed by bindery_cast::tp_dealloc::<T>.
+        // destroyed by `self.dealloc` (bindery_cast's or bindery_gc_support's tp_dealloc::<T>).
         unsafe {
             bindery_cast::register_class::<T>(py, ty.as_ptr().cast(), spec.name(), self.visibility)
         }
@@ -374,17 +372,14 @@ impl<T: RegisteredClass> Class<T> {
         let mut slots: Vec<ffi::PyType_Slot> = Vec::new();
         let mut push =
             |slot: c_int, pfunc: *mut c_void| slots.push(ffi::PyType_Slot { slot, pfunc });
-        push(
-            ffi::Py_tp_dealloc,
-            bindery_cast::tp_dealloc::<T> as *mut c_void,
-        );
+        push(ffi::Py_tp_dealloc, self.dealloc as *mut c_void);
         let new: ffi::newfunc = match &self.constructor {
             Some((function, new, id)) => {
                 let data = FunctionData::leak(function.clone(), signature(py, function), spec);
                 crate::method::record(*id, data);
                 *new
             }
-            None => no_constructor,
+            None => self.bare_new.unwrap_or(no_constructor),
         };
         push(ffi::Py_tp_new, new as *mut c_void);
         if !self.doc.is_empty() {
@@ -451,6 +446,10 @@ impl<T: RegisteredClass> Class<T> {
         for (slot, pfunc) in &self.slots {
             push(*slot, *pfunc);
         }
+        if let Some(gc) = &self.gc {
+            push(ffi::Py_tp_traverse, gc.traverse as *mut c_void);
+            push(ffi::Py_tp_clear, gc.clear as *mut c_void);
+        }
         push(0, ptr::null_mut());
         let statics: Vec<&'static FunctionData> = self
             .statics
@@ -461,7 +460,7 @@ impl<T: RegisteredClass> Class<T> {
         if self.subclassable {
             flags |= ffi::Py_TPFLAGS_BASETYPE as u32;
         }
-        if self.gc {
+        if self.gc.is_some() {
             flags |= ffi::Py_TPFLAGS_HAVE_GC as u32;
         }
         let type_spec = ffi::PyType_Spec {
@@ -508,6 +507,69 @@ unsafe extern "C" fn no_constructor(
     ))
     .restore(py);
     ptr::null_mut()
+}
+
+/// `tp_new` of [`Class::default_constructor`]: `T::default()` in a new instance of the
+/// (sub)type; arguments are refused unless the subtype has its own `__init__` (the rule of
+/// `object.__new__`).
+unsafe extern "C" fn default_new<T: RegisteredClass + Default>(
+    subtype: *mut ffi::PyTypeObject,
+    args: *mut ffi::PyObject,
+    kwargs: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    // SAFETY: CPython calls tp_new with an attached thread state.
+    let py = unsafe { Python::assume_attached() };
+    crate::panic::catch_panic(py, ptr::null_mut(), || {
+        // SAFETY: tp_new's contract: a live (sub)type, an args tuple, a kwargs dict or null.
+        let has_args = unsafe {
+            ffi::PyTuple_GET_SIZE(args) > 0 || (!kwargs.is_null() && ffi::PyDict_Size(kwargs) > 0)
+        };
+        // SAFETY: reading the tp_init slots of two live types. Both are C function pointers
+        // of libpython or of the subclass's type: comparing their addresses is exact.
+        let own_init = unsafe {
+            let object_init = (*ptr::addr_of_mut!(ffi::PyBaseObject_Type)).tp_init;
+            (*subtype).tp_init.map(|f| f as usize) != object_init.map(|f| f as usize)
+        };
+        let made = if has_args && !own_init {
+            // SAFETY: a live type object; tp_name is its NUL-terminated name.
+            let name = unsafe { std::ffi::CStr::from_ptr((*subtype).tp_name) }.to_string_lossy();
+            let short = name.rsplit('.').next().unwrap_or(&name);
+            Err(Error::type_error(format!("{short}() takes no arguments")))
+        } else {
+            // SAFETY: `subtype` is this class or a subclass (tp_new contract).
+            unsafe { new_instance::<T>(py, subtype, T::default()) }
+        };
+        match made {
+            Ok(object) => object.into_ptr(),
+            Err(error) => {
+                error.restore(py);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Allocates an instance of `subtype` and stores `value` in it.
+///
+/// # Safety
+/// `subtype` is `T`'s class or a subclass of it (its instances are `ClassObject<T>`).
+unsafe fn new_instance<'py, T: RegisteredClass>(
+    py: Python<'py>,
+    subtype: *mut ffi::PyTypeObject,
+    value: T,
+) -> Result<Owned<'py>, Error> {
+    // SAFETY: reading the live subtype's tp_alloc slot.
+    let alloc = unsafe { (*subtype).tp_alloc }.unwrap_or(ffi::PyType_GenericAlloc);
+    // SAFETY: attached thread state; a zeroed instance of the (sub)type or null.
+    let object = unsafe { Owned::from_owned_ptr(py, alloc(subtype, 0)) }
+        .ok_or_else(|| Error::from(CastError::fetch(py)))?;
+    // SAFETY: the (sub)type's instances are ClassObject<T> (caller), and this one is fresh.
+    if unsafe { ClassObject::<T>::init(object.as_ptr(), value) }.is_err() {
+        return Err(Error::runtime_error(
+            "bindery: a fresh instance already had a value",
+        ));
+    }
+    Ok(object)
 }
 
 /// `tp_new` of a class whose constructor is `F`: converts the tuple/dict call to the
@@ -603,17 +665,8 @@ where
         .call_raw(py, &slots)?
         .into_constructed()
         .map_err(call_error)?;
-    // SAFETY: reading the live subtype's tp_alloc slot.
-    let alloc = unsafe { (*subtype).tp_alloc }.unwrap_or(ffi::PyType_GenericAlloc);
-    // SAFETY: attached thread state; a zeroed instance of the (sub)type or null.
-    let object = unsafe { Owned::from_owned_ptr(py, alloc(subtype, 0)) }
-        .ok_or_else(|| call_error(CastError::fetch(py).into()))?;
-    // SAFETY: the (sub)type's instances are ClassObject<T> (this class or a subclass).
-    if unsafe { ClassObject::<T>::init(object.as_ptr(), value) }.is_err() {
-        return Err(call_error(Error::runtime_error(
-            "bindery: a fresh instance already had a value",
-        )));
-    }
+    // SAFETY: `subtype` is this class or a subclass (tp_new contract).
+    let object = unsafe { new_instance::<T>(py, subtype, value) }.map_err(call_error)?;
     Ok(object.into_ptr())
 }
 
