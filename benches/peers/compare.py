@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Side-by-side comparison of extension modules written with C, pybind11, nanobind and PyO3.
+"""Side-by-side comparison of extension modules written with C, pybind11, nanobind, PyO3 and
+bindery.
 
     benches/peers/run.sh                  # default python3: build all, measure, write results
     benches/peers/run.sh --python 3.12    # one chosen CPython (pyenv version or a path)
     benches/peers/run.sh --all            # every installed CPython 3.9-3.13, one after another
-    benches/peers/run.sh --smoke          # fast self-check: C module only, every workload once
+    benches/peers/run.sh --smoke          # fast self-check: C and bindery modules, checked, run once
     benches/peers/run.sh --only c,pyo3 --repeats 3    # a quick look; writes nothing
 
 What a full run does, per interpreter:
@@ -20,13 +21,14 @@ What a full run does, per interpreter:
 Then the BENCHMARKS.md section between <!-- peers:begin --> and <!-- peers:end --> and the
 chart benches/peers/peers.png are regenerated from every stored run.
 
-Adding a module (bindery's, once its facade exists):
-  - write the shared Python API (benches/peers/README.md) with it, e.g. examples/peer-bindery;
+Adding a module (bindery's is benches/peers/bindery, built by toolkits.build_bindery):
+  - write the shared Python API (benches/peers/README.md) with it;
   - add a builder to toolkits.py: a function (env, module) -> Built that builds from a clean
-    state into env.clean_work_dir(module) -- for a cargo cdylib: `cargo build --release` with
-    CARGO_TARGET_DIR in that folder and PYO3_BUILD_EXTENSION_MODULE=1, then copy
-    lib<name>.so to <module><EXT_SUFFIX> -- timing each command with run_step();
-  - append Toolkit("bindery", "peer_bindery", build_bindery) to TOOLKITS.
+    state into env.clean_work_dir(module), timing each command with run_step() -- for a
+    cargo cdylib: maturin, or `cargo build --release` with CARGO_TARGET_DIR in that folder
+    and PYO3_BUILD_EXTENSION_MODULE=1, then lib<name>.so copied to <module><EXT_SUFFIX>;
+  - append a Toolkit(label, module, builder) line to TOOLKITS (with smoke_build= a builder
+    that needs no PyPI package, if it should run in --smoke).
 Every workload, check, table column and chart bar follows from that one line.
 """
 
@@ -183,8 +185,10 @@ def worker(args: argparse.Namespace) -> int:
     root = ROOT / "target" / "peers" / version
     env = toolkits.BuildEnv.for_this_interpreter(root)
     chosen = [t for t in toolkits.TOOLKITS if not args.only or t.key in args.only]
-    if args.smoke:
-        chosen = chosen[:1]
+    if args.smoke:  # the modules that build without PyPI packages: C and bindery's
+        chosen = [t for t in chosen if t.smoke_build is not None]
+        if not chosen:
+            die("--smoke: none of the chosen toolkits builds without PyPI packages")
     log(f"== CPython {version} ({sys.executable}); {cpu_model()}, {os.cpu_count()} cores")
 
     shutil.rmtree(env.modules_dir, ignore_errors=True)
@@ -192,7 +196,7 @@ def worker(args: argparse.Namespace) -> int:
     for tk in chosen:
         log(f"-- building {tk.label} ({tk.module})")
         try:
-            b = toolkits.build(tk, env)
+            b = toolkits.build(tk, env, smoke=args.smoke)
         except (toolkits.BuildError, ImportError) as e:
             die(f"building {tk.label} failed: {e}")
         built[tk.label] = b
@@ -210,7 +214,11 @@ def worker(args: argparse.Namespace) -> int:
     labels = [tk.label for tk in chosen]
 
     if args.smoke:
-        return smoke(mods[labels[0]], chosen[0].module, env, wl)
+        for tk in chosen:
+            log(f"-- smoke: {tk.label}")
+            smoke(mods[tk.label], tk.module, env, wl)
+        log(f"peers smoke: {len(chosen)} modules checked and run ({', '.join(labels)})")
+        return 0
 
     # Same iteration count for every module: calibrated on the baseline.
     base = mods[labels[0]]
@@ -280,7 +288,8 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def smoke(m: Any, module: str, env: Any, wl: Any) -> int:
-    """Every workload once on the baseline module, each result checked: the harness works."""
+    """Every workload once on one (already checked) module, each measurement checked: the
+    harness works and the module runs every workload."""
     passed = 0
     for w in wl.WORKLOADS:
         ns = wl.sample_ns(wl.make_timer(w, m), 3)
@@ -297,8 +306,8 @@ def smoke(m: Any, module: str, env: Any, wl: Any) -> int:
             raise wl.CheckFailed(f"memory per {kind} not measured: {mem}")
         log(f"   {kind}: {mem['rss']:.0f} B per instance (RSS), sizeof {mem['sizeof']}")
         passed += 1
-    log(f"peers smoke: {passed} passed, 0 failed")
-    return 0
+    log(f"   {passed} passed, 0 failed")
+    return passed
 
 
 # ---- the report step: runs in a venv that has matplotlib ------------------------------------
@@ -332,8 +341,8 @@ def main() -> int:
     p.add_argument("--python", help="a CPython version (3.12 or 3.12.1) or an interpreter path")
     p.add_argument("--all", action="store_true", help="every installed CPython 3.9-3.13")
     p.add_argument("--smoke", action="store_true",
-                   help="C module only, each workload once with checked results (no venv)")
-    p.add_argument("--only", help="comma-separated toolkit keys (c, pybind11, nanobind, pyo3); "
+                   help="the C and bindery modules (cargo, no venv), checked, each workload once")
+    p.add_argument("--only", help="comma-separated toolkit keys (c, pybind11, nanobind, pyo3, bindery); "
                    "implies --no-write")
     p.add_argument("--repeats", type=int, default=12, help="samples per workload and module")
     p.add_argument("--target", type=float, default=0.08,
@@ -364,7 +373,7 @@ def main() -> int:
     if args.only:
         passthrough += ["--only", ",".join(args.only)]
     if args.smoke:
-        for py in pythons:  # the C module needs no PyPI package: no venv
+        for py in pythons:  # the C and bindery modules need no PyPI package: no venv
             out = ROOT / "target" / "peers" / "smoke.json"
             rc = subprocess.run([py, *me, "--worker", "--smoke", "--out", str(out)]).returncode
             if rc != 0:

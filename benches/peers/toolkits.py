@@ -6,8 +6,8 @@ measuring process puts on sys.path. A build returns what the report needs: the p
 the module, the wall and CPU seconds of each build step, the size of a stripped copy, the
 toolkit's version and the commands that ran.
 
-Adding a module (for bindery, once its facade exists) is one function and one line in
-TOOLKITS below; see the header of compare.py.
+Adding a module is one function and one line in TOOLKITS below; see the header of
+compare.py.
 """
 
 import os
@@ -197,6 +197,71 @@ def build_pyo3(env: BuildEnv, module: str) -> Built:
     return Built(out, "PyO3 " + (version.group(1) if version else "?"), [step])
 
 
+def _bindery_crate() -> Path:
+    """benches/peers/bindery, its Cargo.lock started from the repository's: the crate is its
+    own workspace, and builds with the dependency versions bindery's own tests use (cargo
+    drops what it does not need). That Cargo.lock is generated, hence ignored by git."""
+    crate = HERE / "bindery"
+    shutil.copyfile(HERE.parent.parent / "Cargo.lock", crate / "Cargo.lock")
+    return crate
+
+
+def _bindery_version() -> str:
+    """bindery's version and commit; `+edits` if the facade's crates differ from it."""
+    root = HERE.parent.parent
+    version = re.search(r'^version = "([^"]+)"', (root / "Cargo.toml").read_text(), re.M)
+    label = "bindery " + (version.group(1) if version else "?")
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if commit.returncode == 0 and commit.stdout.strip():
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "src",
+                                "capsule", "internals", "cast", "gc-support", "Cargo.toml"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        label += f" ({commit.stdout.strip()}{'+edits' if dirty.stdout.strip() else ''})"
+    return label
+
+
+def build_bindery(env: BuildEnv, module: str) -> Built:
+    """maturin build --release of benches/peers/bindery (a path dependency on this
+    repository's facade) from a deleted target folder, as bindery modules are built
+    (examples/minimal/pyproject.toml: maturin, bindings = "pyo3" over pyo3-ffi)."""
+    need_tool("cargo", "install Rust (rustup) first")
+    crate = _bindery_crate()
+    work = env.clean_work_dir(module)
+    cargo_env = dict(os.environ, CARGO_TARGET_DIR=str(work / "cargo-target"))
+    # Downloads (if any) happen here, outside the timed build.
+    run_step("cargo fetch", ["cargo", "fetch", "--manifest-path", str(crate / "Cargo.toml")],
+             env=cargo_env)
+    wheels = work / "wheels"
+    step = run_step("maturin build", [env.bin("maturin"), "build", "--release", "-i",
+                                      env.python, "-o", str(wheels), "-m",
+                                      str(crate / "Cargo.toml")], env=cargo_env)
+    (wheel,) = wheels.glob("*.whl")
+    out = work / (module + env.ext_suffix)
+    with zipfile.ZipFile(wheel) as zf:
+        (member,) = [n for n in zf.namelist() if n.endswith(env.ext_suffix)]
+        out.write_bytes(zf.read(member))
+    return Built(out, _bindery_version(), [step])
+
+
+def build_bindery_cargo(env: BuildEnv, module: str) -> Built:
+    """The same module without maturin, for --smoke: `cargo build --release` as an extension
+    module (PYO3_BUILD_EXTENSION_MODULE=1, what maturin sets), into a target folder kept
+    between runs (target/peers/<version>/bindery-smoke-target), so a re-run compiles only
+    what changed."""
+    need_tool("cargo", "install Rust (rustup) first")
+    crate = _bindery_crate()
+    work = env.clean_work_dir(module)
+    target = env.work_root.parent / "bindery-smoke-target"
+    cargo_env = dict(os.environ, CARGO_TARGET_DIR=str(target), PYO3_PYTHON=env.python,
+                     PYO3_BUILD_EXTENSION_MODULE="1")
+    step = run_step("cargo build", ["cargo", "build", "--release", "--quiet", "--manifest-path",
+                                    str(crate / "Cargo.toml")], env=cargo_env)
+    out = work / (module + env.ext_suffix)
+    shutil.copyfile(target / "release" / f"lib{module}.so", out)
+    return Built(out, _bindery_version(), [step])
+
+
 @dataclass
 class Toolkit:
     """One row of the comparison: a label, the module's import name, and its builder."""
@@ -206,6 +271,8 @@ class Toolkit:
     build: Callable[[BuildEnv, str], Built]
     needs: List[str] = field(default_factory=list)  # PyPI packages the build imports/runs
     key: str = ""  # short name for --only; defaults to label.lower()
+    # A builder that needs no PyPI package, for --smoke (None: left out of the smoke run).
+    smoke_build: Optional[Callable[[BuildEnv, str], Built]] = None
 
     def __post_init__(self) -> None:
         self.key = self.key or self.label.lower()
@@ -213,16 +280,20 @@ class Toolkit:
 
 # The baseline comes first: ratios are taken to the first entry.
 TOOLKITS: List[Toolkit] = [
-    Toolkit("C", "peer_c", build_c),
+    Toolkit("C", "peer_c", build_c, smoke_build=build_c),
     Toolkit("pybind11", "peer_pybind11", build_pybind11, ["pybind11"]),
     Toolkit("nanobind", "peer_nanobind", build_nanobind, ["nanobind"]),
     Toolkit("PyO3", "peer_pyo3", build_pyo3, ["maturin"]),
+    Toolkit("bindery", "peer_bindery", build_bindery, ["maturin"],
+            smoke_build=build_bindery_cargo),
 ]
 
 
-def build(tk: Toolkit, env: BuildEnv) -> Built:
-    """Builds one toolkit's module cleanly and installs it into env.modules_dir."""
-    built = tk.build(env, tk.module)
+def build(tk: Toolkit, env: BuildEnv, smoke: bool = False) -> Built:
+    """Builds one toolkit's module cleanly (with its smoke builder if `smoke`) and installs
+    it into env.modules_dir."""
+    builder = tk.smoke_build if smoke and tk.smoke_build else tk.build
+    built = builder(env, tk.module)
     work = env.work_root / tk.module
     built.stripped_bytes = stripped_size(built.module_path, work)
     env.modules_dir.mkdir(parents=True, exist_ok=True)
