@@ -24,18 +24,27 @@ modules=(
   bindery-example-internals-b:bindery_example_internals_b
 )
 
+# Built on its own: it enables bindery-internals' test-hooks (for the shutdown suite), and
+# cargo would otherwise unify that feature into every module of the same build.
+gc_module=bindery-example-gc:bindery_example_gc
+
 packages=()
 for m in "${modules[@]}"; do packages+=(-p "${m%%:*}"); done
-echo "building ${#modules[@]} extension modules for Python $version ($py)"
+echo "building $((${#modules[@]} + 1)) extension modules for Python $version ($py)"
 PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON=$py \
   cargo build --quiet --release --target-dir "$build" "${packages[@]}"
+PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON=$py \
+  cargo build --quiet --release --target-dir "$build" -p "${gc_module%%:*}"
 
 rm -rf "$stage" && mkdir -p "$stage"
-for m in "${modules[@]}"; do
+for m in "${modules[@]}" "$gc_module"; do
   name=${m#*:}
   cp "$build/release/lib$name.so" "$stage/$name$suffix"
 done
 
 echo "running examples/demo.py"
 echo
-PYTHONPATH=$stage${PYTHONPATH:+:$PYTHONPATH} PYTHONFAULTHANDLER=1 "$py" examples/demo.py
+# BINDERY_EXAMPLE_GC_REPORT_AT_EXIT: bindery_example_gc says, after finalization, how many of
+# its containers are still alive.
+PYTHONPATH=$stage${PYTHONPATH:+:$PYTHONPATH} PYTHONFAULTHANDLER=1 \
+  BINDERY_EXAMPLE_GC_REPORT_AT_EXIT=1 "$py" examples/demo.py
