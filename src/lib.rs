@@ -6,6 +6,11 @@
 //! bindery::module!(name, build)              PyInit_<name>: PEP 489, per-interpreter module
 //! fn build(m: &mut ModuleBuilder)            m.function(..), m.exception(..), m.on_exec(..)
 //! Function::new("add", add).arg("a").arg_default("b", 0).doc("...")
+//! Class::<T>::new("Point")                   a Rust type as a Python class, value stored inline
+//!     .constructor(f, |f| f.arg(..)) / .default_constructor()
+//!     .method("norm", |p: &T, ..| ..) / .static_method(Function) / .property / .getter
+//!     .repr / .eq / .hash / .len / .getitem / .module_local() / .final_class()
+//!     .gc() / .gc_through_cast() / .clear_method(..)    T: Traverse + Clear (bindery::gc)
 //! Error / ExceptionClass                     Result<T, E: Into<Error>> raises
 //! bindery::capsule, bindery::internals, bindery::cast    the crates, re-exported
 //! ```
@@ -57,6 +62,12 @@
 //! - A panic never crosses into C: it becomes `PanicException`, which derives from
 //!   `BaseException`, so `except Exception:` does not swallow a bug by accident (PyO3 made
 //!   the same choice). Every bindery module exposes the class as `PanicException`.
+//! - Classes are heap types made in every interpreter that imports the module, registered
+//!   in the internals (shared by default, module-local on request) so other modules cast
+//!   their instances; methods borrow `&T`/`&mut T` under a runtime borrow flag (a conflicting
+//!   borrow is a `RuntimeError`, never aliasing); Python subclasses and weak references work.
+//!   A type that owns Python objects implements `bindery::gc::{Traverse, Clear}` and calls
+//!   `.gc()`: its cycles are collected, at shutdown too.
 //! - Module state is per interpreter (PEP 489 multi-phase init, PEP 630): functions,
 //!   exception classes and internals are made anew in each interpreter that imports the
 //!   module; subinterpreters with their own GIL are declared supported on 3.12+.
