@@ -4,6 +4,7 @@
 use bindery::{Function, ModuleBuilder};
 use bindery_example_geometry::Point;
 
+// ANCHOR: build
 fn build(m: &mut ModuleBuilder) {
     m.doc("Uses Points bound by another module.");
     m.function(Function::new("norm", |p: Point| p.x.hypot(p.y)).arg("p"));
@@ -11,3 +12,4 @@ fn build(m: &mut ModuleBuilder) {
 }
 
 bindery::module!(bindery_example_classes_user, build);
+// ANCHOR_END: build

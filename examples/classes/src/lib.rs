@@ -25,6 +25,7 @@ impl RegisteredClass for Counter {
     );
 }
 
+// ANCHOR: point_class
 fn point_class() -> Class<Point> {
     Class::<Point>::new("Point")
         .doc("A point in the plane.")
@@ -60,7 +61,9 @@ fn point_class() -> Class<Point> {
         .eq(|a: &Point, b: &Point| a == b)
         .hash(|p: &Point| p.x.to_bits().wrapping_mul(31) ^ p.y.to_bits())
 }
+// ANCHOR_END: point_class
 
+// ANCHOR: counter_class
 fn counter_class() -> Class<Counter> {
     Class::<Counter>::new("Counter")
         .doc("A labelled counter.")
@@ -102,7 +105,9 @@ fn counter_class() -> Class<Counter> {
         })
         .repr(|c: &Counter| format!("Counter({:?}, value={})", c.label, c.value))
 }
+// ANCHOR_END: counter_class
 
+// ANCHOR: build
 fn build(m: &mut ModuleBuilder) {
     m.doc("Classes with bindery.");
     m.class(point_class());
@@ -118,3 +123,4 @@ fn build(m: &mut ModuleBuilder) {
 }
 
 bindery::module!(bindery_example_classes, build);
+// ANCHOR_END: build

@@ -3,6 +3,7 @@
 
 use bindery::{CustomClass, Error, ExceptionClass, Function, ModuleBuilder, ModuleRef};
 
+// ANCHOR: functions
 fn greet(name: String, greeting: String, punctuation: Option<String>) -> String {
     format!("{greeting}, {name}{}", punctuation.unwrap_or_default())
 }
@@ -23,6 +24,7 @@ fn parse_port(text: String) -> Result<u16, Error> {
     }
     Ok(port)
 }
+// ANCHOR_END: functions
 
 fn explode(message: String) -> i64 {
     panic!("{message}")
@@ -42,6 +44,7 @@ fn add_constants(m: &ModuleRef<'_>) -> Result<(), Error> {
     m.add("ANSWER", 42_i64)
 }
 
+// ANCHOR: build
 fn build(m: &mut ModuleBuilder) {
     m.doc("bindery facade features, for tests.");
     m.function(
@@ -95,3 +98,4 @@ fn build(m: &mut ModuleBuilder) {
 }
 
 bindery::module!(bindery_example_features, build);
+// ANCHOR_END: build

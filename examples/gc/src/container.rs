@@ -11,6 +11,7 @@ use bindery::{Class, RegisteredClass, capsule::Handle};
 /// around; a leak keeps it up.
 pub(crate) static LIVE: AtomicUsize = AtomicUsize::new(0);
 
+// ANCHOR: value
 /// The Rust value of a `ContainerOwnsPythonObjects` instance.
 pub(crate) struct ContainerOwnsPythonObjects {
     items: Vec<Handle>,
@@ -28,6 +29,7 @@ impl Drop for ContainerOwnsPythonObjects {
         LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
+// ANCHOR_END: value
 
 impl RegisteredClass for ContainerOwnsPythonObjects {
     const TYPE_KEY: &'static str = concat!(
@@ -37,6 +39,7 @@ impl RegisteredClass for ContainerOwnsPythonObjects {
     );
 }
 
+// ANCHOR: gc
 impl Traverse for ContainerOwnsPythonObjects {
     fn traverse(&self, visit: Visit<'_>) -> Result<(), VisitError> {
         self.items.traverse(visit)
@@ -48,10 +51,12 @@ impl Clear for ContainerOwnsPythonObjects {
         self.items.clear_refs(cleared);
     }
 }
+// ANCHOR_END: gc
 
 /// The class: subclassable and weakly referenceable (the facade's defaults), GC-tracked with
 /// `tp_traverse` and `tp_clear` reaching the value through a cast of `self`, and
 /// bindery-gc-support's `tp_dealloc` (a chain of 100k containers frees with a flat stack).
+// ANCHOR: class
 pub(crate) fn class() -> Class<ContainerOwnsPythonObjects> {
     Class::<ContainerOwnsPythonObjects>::new("ContainerOwnsPythonObjects")
         .doc("A Rust vector of Python objects, with cycle-collector support.")
@@ -71,3 +76,4 @@ pub(crate) fn class() -> Class<ContainerOwnsPythonObjects> {
         .clear_method("clear", "Release every object it holds.")
         .gc_through_cast()
 }
+// ANCHOR_END: class

@@ -66,6 +66,7 @@ fn live_containers() -> usize {
     container::LIVE.load(Ordering::Relaxed)
 }
 
+// ANCHOR: set_policy
 fn set_policy(name: String) -> Result<(), Error> {
     let policy = match name.as_str() {
         "fatal" => RecreationPolicy::Fatal,
@@ -80,6 +81,7 @@ fn set_policy(name: String) -> Result<(), Error> {
     internals::set_recreation_policy(policy);
     Ok(())
 }
+// ANCHOR_END: set_policy
 
 fn simulate_release() -> Result<(), Error> {
     attached(|py| {
