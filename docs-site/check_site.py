@@ -39,6 +39,8 @@ class Page(html.parser.HTMLParser):
         for attr in ("href", "src"):
             if attr in attrs and attrs[attr] is not None and tag in ("a", "img", "link", "script"):
                 self.links.append((tag, attrs[attr]))
+        if tag == "h1" and "menu-title" in (attrs.get("class") or ""):
+            return  # the book title in the menu bar, not the page's heading
         if tag in ("title", "h1"):
             self._in = tag
             if tag == "h1":
@@ -103,6 +105,33 @@ def check_verbatim(args, src):
                    "the sample differs from the source; copy it again from " + rel)
 
 
+def check_includes(src):
+    """Every {{#include path[:anchor]}} names an existing file and, if any, an existing anchor
+    (mdBook silently includes nothing for an unknown anchor)."""
+    for dirpath, _, files in os.walk(src):
+        for name in sorted(files):
+            if not name.endswith(".md"):
+                continue
+            md = os.path.join(dirpath, name)
+            rel_md = os.path.relpath(md, src)
+            text = open(md, encoding="utf-8").read()
+            for m in re.finditer(r"\{\{#include\s+([^}:\s]+)(?::([^}\s]+))?\s*\}\}", text):
+                path, anchor = m.group(1), m.group(2)
+                target = os.path.normpath(os.path.join(dirpath, path))
+                problem = ""
+                if not os.path.isfile(target):
+                    problem = f"{path}: no such file"
+                elif anchor and not re.fullmatch(r"\d*(:\d*)?", anchor):
+                    body = open(target, encoding="utf-8", errors="replace").read()
+                    if not (re.search(rf"ANCHOR:\s*{re.escape(anchor)}\b", body)
+                            and re.search(rf"ANCHOR_END:\s*{re.escape(anchor)}\b", body)):
+                        problem = f"{path} has no ANCHOR/ANCHOR_END {anchor!r}"
+                elif anchor:
+                    problem = f"{path}:{anchor}: line ranges rot; use an ANCHOR"
+                label = f"{path}:{anchor}" if anchor else path
+                record(f"include in {rel_md}: {label}", not problem, problem)
+
+
 def check_pages(args, src, out):
     chapters = summary_chapters(src)
     pages = {}
@@ -116,8 +145,8 @@ def check_pages(args, src, out):
         problems = []
         if not page.title.strip().startswith(title):
             problems.append(f"<title> is {page.title.strip()!r}, expected it to start with {title!r}")
-        if not any(h.strip() for h in page.h1):
-            problems.append("no <h1>")
+        if not page.h1 or " ".join(page.h1[0].split()) != title:
+            problems.append(f"first <h1> is {page.h1[:1]}, expected the SUMMARY.md title {title!r}")
         if "{{#" in raw:
             problems.append("an unexpanded {{#...}} directive is left")
         record(f"page {md}: title and heading", not problems, "; ".join(problems))
@@ -183,8 +212,8 @@ def check_chromium(args, pages):
             rendered.feed(dom)
             if not rendered.title.strip().startswith(title):
                 problems.append(f"rendered title {rendered.title.strip()!r}")
-            if not any(h.strip() for h in rendered.h1):
-                problems.append("no rendered <h1>")
+            if not rendered.h1 or " ".join(rendered.h1[0].split()) != title:
+                problems.append(f"rendered first <h1> is {rendered.h1[:1]}, expected {title!r}")
             # The sidebar's chapter list is filled in by mdBook's script: proves JS ran.
             chapter_links = len(re.findall(r'<li class="chapter-item', dom))
             if chapter_links < len(pages):
@@ -209,6 +238,7 @@ def main():
     out = os.path.join(args.book, "book")
 
     built = check_build(args)
+    check_includes(src)
     check_verbatim(args, src)
     if built or os.path.exists(os.path.join(out, "index.html")):
         pages = check_pages(args, src, out)
