@@ -6,7 +6,7 @@
 #   - every sample between <!-- verbatim: path --> and <!-- /verbatim --> is, line for line, in that source file
 #     (doc-comment prefixes stripped), so a pasted sample cannot drift from compiled code;
 #   - each page, opened in headless Chromium (--dump-dom, JavaScript on), renders its title,
-#     its heading and the sidebar's chapter list.
+#     its heading and the sidebar's chapter list; every image decodes there.
 # Installs what is missing: chromium (apt-get), mdbook 0.4.52 (cargo install).
 # Last line: "docs: N passed, M failed".
 set -euo pipefail

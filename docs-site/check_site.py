@@ -225,6 +225,37 @@ def check_chromium(args, pages):
             record(f"page {md}: renders in headless Chromium", not problems, "; ".join(problems))
 
 
+def check_images(args, out, pages):
+    """Every internal image of every page decodes in Chromium (one run for all of them)."""
+    images = set()
+    for html_path, (_, _, page) in pages.items():
+        for tag, url in page.links:
+            parsed = urllib.parse.urlparse(url)
+            if tag == "img" and not parsed.scheme and parsed.path:
+                images.add(os.path.normpath(os.path.join(os.path.dirname(html_path),
+                                                         urllib.parse.unquote(parsed.path))))
+    if not images:
+        return
+    images = sorted(images)
+    probe = os.path.join(args.work, "images.html")
+    with open(probe, "w", encoding="utf-8") as f:
+        f.write("<!doctype html><html><body><pre id='r'></pre><script>\n")
+        f.write("const r = document.getElementById('r');\n")
+        for path in images:
+            src = "file://" + urllib.parse.quote(path)
+            f.write(f"(function(){{const i = new Image(); i.onload = () => r.textContent += "
+                    f"'loaded ' + i.naturalWidth + ' {src}\\n'; i.onerror = () => r.textContent += "
+                    f"'error 0 {src}\\n'; i.src = '{src}';}})();\n")
+        f.write("</script></body></html>\n")
+    code, dom, err = dump_dom(args.chromium, "file://" + probe)
+    for path in images:
+        src = "file://" + urllib.parse.quote(path)
+        m = re.search(r"(loaded|error) (\d+) " + re.escape(src) + r"\n", dom)
+        ok = bool(m) and m.group(1) == "loaded" and int(m.group(2)) > 0
+        record(f"image {os.path.relpath(path, out)} decodes in headless Chromium", ok,
+               m.group(0).strip() if m else f"no result (chromium exit {code}: {err.strip()[-200:]})")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--root", required=True)
@@ -244,6 +275,7 @@ def main():
         pages = check_pages(args, src, out)
         check_links(out, pages)
         check_chromium(args, pages)
+        check_images(args, out, pages)
     passed = sum(1 for _, ok, _ in results if ok)
     failed = len(results) - passed
     print(f"docs: {passed} passed, {failed} failed")
