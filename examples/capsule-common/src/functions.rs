@@ -135,6 +135,7 @@ fn str_arg(
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
+// ANCHOR: parse_policy
 /// The destructor policy named by `policy`.
 fn parse_policy(py: Python<'_>, policy: &str) -> PyResult<Dtor<Probe>> {
     match policy {
@@ -152,6 +153,7 @@ fn parse_policy(py: Python<'_>, policy: &str) -> PyResult<Dtor<Probe>> {
         }
     }
 }
+// ANCHOR_END: parse_policy
 
 /// Takes a new reference; NULL means an exception is set.
 fn owned(object: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
@@ -191,6 +193,7 @@ fn address_and_created(
     }
 }
 
+// ANCHOR: get_or_create
 /// `get_or_create(key, policy, tag) -> (address, created)`.
 unsafe extern "C" fn get_or_create(
     _module: *mut ffi::PyObject,
@@ -212,6 +215,7 @@ unsafe extern "C" fn get_or_create(
     // SAFETY: CPython calls module functions with an attached thread state.
     unsafe { entry(body) }
 }
+// ANCHOR_END: get_or_create
 
 /// `get_or_create_with(key, policy, tag, callback) -> (address, created)`: `make` calls
 /// `callback()` before building its probe, so the callback can race on the same key.

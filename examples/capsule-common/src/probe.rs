@@ -34,6 +34,7 @@ impl Drop for Probe {
     }
 }
 
+// ANCHOR: custom_dispose
 /// The custom destructor of the `"custom"` policy: writes `bindery-probe: custom <tag>` and
 /// frees the probe silently, so each ending is observable as exactly one line.
 #[allow(clippy::boxed_local, reason = "the signature `Dtor::Custom` requires")]
@@ -41,6 +42,7 @@ pub fn custom_dispose(mut probe: Box<Probe>) {
     report("custom", &probe.tag);
     probe.announce_drop = false;
 }
+// ANCHOR_END: custom_dispose
 
 /// Writes one `bindery-probe:` line to the process's stderr (fd 2, still open during
 /// interpreter finalization, unlike `sys.stderr`).
