@@ -75,6 +75,38 @@ else
   status=1
 fi
 
+echo "== rustdoc: every crate documents without warnings"
+if RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet 2>&1 | tee "$logs/rustdoc.log"; then
+  summary+=("rustdoc: 1 passed, 0 failed")
+  total_pass=$((total_pass + 1))
+else
+  summary+=("rustdoc: 0 passed, 1 failed")
+  total_fail=$((total_fail + 1))
+  status=1
+fi
+
+echo "== docs-site: build the book (warnings are errors), check it in headless Chromium"
+docs-site/check.sh 2>&1 | tee "$logs/docs.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^docs: ' "$logs/docs.log" | tail -n 1)
+dp=$(grep -oE '[0-9]+ passed' <<<"$line" | grep -oE '[0-9]+' || echo 0)
+df=$(grep -oE '[0-9]+ failed' <<<"$line" | grep -oE '[0-9]+' || echo 1)
+if [ "$rc" -ne 0 ]; then status=1; [ "$df" -gt 0 ] || df=1; fi
+summary+=("docs: $dp passed, $df failed")
+total_pass=$((total_pass + dp))
+total_fail=$((total_fail + df))
+
+echo "== demo: scripts/demo.sh (the README's main job) exits cleanly"
+if scripts/demo.sh > "$logs/demo.log" 2>&1; then
+  summary+=("demo: 1 passed, 0 failed")
+  total_pass=$((total_pass + 1))
+else
+  tail -n 30 "$logs/demo.log"
+  summary+=("demo: 0 passed, 1 failed")
+  total_fail=$((total_fail + 1))
+  status=1
+fi
+
 for v in "${others[@]}"; do
   [ "$v" = "$default_ver" ] && continue
   py=$(find_python "$v")

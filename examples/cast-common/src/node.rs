@@ -17,7 +17,7 @@ use bindery_capsule::{Borrowed, Python};
 use bindery_cast::{ClassObject, RegisteredClass, try_borrow_in_gc};
 use pyo3_ffi as ffi;
 
-/// The system allocator, counting allocations made while [`IN_LOOKUP`] is set.
+/// The system allocator, counting allocations made while `IN_LOOKUP` is set.
 pub struct CountingAllocator;
 
 /// Set around each GC lookup (GC runs under the GIL of one interpreter at a time per thread;
