@@ -10,7 +10,7 @@ mod gc;
 use std::any::TypeId;
 use std::ffi::{CString, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::OnceLock;
 
 use bindery_capsule::{Borrowed, Owned, Python};
@@ -21,7 +21,9 @@ use pyo3_ffi as ffi;
 use smallvec::SmallVec;
 
 use crate::error::Error;
-use crate::function::{ArgError, Fallible, Function, FunctionData, IntoFunction, Plain};
+use crate::function::{
+    ArgError, Fallible, Function, FunctionData, IntoFunction, Plain, fn_at, leak_fn,
+};
 use crate::method::IntoMethod;
 use crate::module::{ModuleRef, Spec};
 
@@ -87,32 +89,6 @@ struct PropertyDef {
     get: ffi::getter,
     set: Option<ffi::setter>,
     closure: *mut c_void,
-}
-
-/// Leaks a Rust function value for a slot: null for zero-sized values (made from nothing at
-/// call time), else a `Box<F>`.
-fn leak_fn<F>(f: F) -> *mut c_void {
-    if size_of::<F>() == 0 {
-        std::mem::forget(f);
-        ptr::null_mut()
-    } else {
-        Box::into_raw(Box::new(f)).cast()
-    }
-}
-
-/// The function value behind `data` (see [`leak_fn`]).
-///
-/// # Safety
-/// `data` came from `leak_fn::<F>`.
-unsafe fn fn_at<'f, F>(data: *const c_void) -> &'f F {
-    if size_of::<F>() == 0 {
-        // SAFETY: F is zero-sized and a value of it was given to `leak_fn` (and
-        // forgotten), so F is inhabited; any aligned non-null pointer will do.
-        unsafe { NonNull::<F>::dangling().as_ref() }
-    } else {
-        // SAFETY: `data` is the `Box<F>` leaked by `leak_fn::<F>`.
-        unsafe { &*data.cast::<F>() }
-    }
 }
 
 impl<T: RegisteredClass> Class<T> {
@@ -648,13 +624,8 @@ where
         }
         kwnames = Some(tuple);
     }
-    let f = if size_of::<F>() == 0 {
-        // SAFETY: zero-sized and inhabited (a value was given to the builder).
-        unsafe { NonNull::<F>::dangling().as_ref() }
-    } else {
-        // SAFETY: the data was made for F.
-        unsafe { &*data.function.call.cast::<F>() }
-    };
+    // SAFETY: the data was made for F (`call` is `leak_fn::<F>`'s result).
+    let f = unsafe { fn_at::<F>(data.function.call) };
     let mut defaults: SmallVec<[Owned<'_>; 4]> = SmallVec::new();
     let names = kwnames.as_ref().map_or(ptr::null_mut(), Owned::as_ptr);
     // SAFETY: `flat` holds `nargs` positional arguments then one value per name in `names`.

@@ -190,13 +190,7 @@ impl Function {
         Args: 'static,
         M: 'static,
     {
-        let call = if size_of::<F>() == 0 {
-            // Nothing to store: the trampoline makes the value from nothing (see `callee`).
-            std::mem::forget(f);
-            ptr::null()
-        } else {
-            Box::into_raw(Box::new(f)).cast_const().cast::<c_void>()
-        };
+        let call = leak_fn(f).cast_const();
         Function {
             name: name.to_owned(),
             params: Vec::new(),
@@ -390,15 +384,41 @@ fn data_of(py: Python<'_>, slf: *mut ffi::PyObject) -> Option<&'static FunctionD
 /// # Safety
 /// `data` is the function data made for `F` (or `F` is zero-sized).
 pub(crate) unsafe fn callee<F>(data: Option<&FunctionData>) -> Option<&F> {
+    let call = if size_of::<F>() == 0 {
+        ptr::null()
+    } else {
+        data?.function.call
+    };
+    // SAFETY: `call` is `leak_fn::<F>`'s result for F (null for a zero-sized F).
+    Some(unsafe { fn_at::<F>(call) })
+}
+
+/// Keeps a Rust function value for the life of the process: null for zero-sized values
+/// (fn items, closures without captures: made from nothing at call time, see [`fn_at`]),
+/// else a leaked `Box<F>`.
+pub(crate) fn leak_fn<F>(f: F) -> *mut c_void {
     if size_of::<F>() == 0 {
-        // SAFETY: F is zero-sized and a value of it was handed to `Function::new` (and
-        // forgotten there), so F is inhabited; a reference to a ZST may be any aligned,
-        // non-null pointer.
-        return Some(unsafe { NonNull::<F>::dangling().as_ref() });
+        std::mem::forget(f);
+        ptr::null_mut()
+    } else {
+        Box::into_raw(Box::new(f)).cast()
     }
-    let call = data?.function.call;
-    // SAFETY: for a non-zero-sized F, `call` is the `Box<F>` leaked by `Function::new`.
-    Some(unsafe { &*call.cast::<F>() })
+}
+
+/// The function value kept by [`leak_fn`].
+///
+/// # Safety
+/// `data` came from `leak_fn::<F>` (any pointer will do for a zero-sized `F`).
+pub(crate) unsafe fn fn_at<'f, F>(data: *const c_void) -> &'f F {
+    if size_of::<F>() == 0 {
+        // SAFETY: F is zero-sized and a value of it was given to `leak_fn` (and forgotten
+        // there), so F is inhabited; a reference to a ZST may be any aligned non-null
+        // pointer.
+        unsafe { NonNull::<F>::dangling().as_ref() }
+    } else {
+        // SAFETY: `data` is the `Box<F>` leaked by `leak_fn::<F>`, never freed.
+        unsafe { &*data.cast::<F>() }
+    }
 }
 
 /// The `METH_FASTCALL | METH_KEYWORDS` entry point of a bound Rust function `F`.
