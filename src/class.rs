@@ -567,10 +567,12 @@ where
         // SAFETY: `args` is a tuple and `kwargs` a dict or null (tp_new contract).
         unsafe { construct::<T, F, Args, M>(py, subtype, args, kwargs) }
     }));
-    let data = crate::method::data_for(TypeId::of::<F>());
     match outcome {
         Ok(Ok(object)) => object,
         Ok(Err(error)) => {
+            // The names for the message: looked up on this error path only (construct
+            // already looked them up once for the call).
+            let data = crate::method::data_for(TypeId::of::<F>());
             crate::function::explain_with(data, *error).restore_in(py, data.map(|d| d.module));
             ptr::null_mut()
         }
