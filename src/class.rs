@@ -5,6 +5,7 @@
 //! weak references and subclassing from Python, garbage-collector support (`gc`); registered
 //! in the internals (shared, or module-local on request) so casts of `T` work across modules.
 
+mod construct;
 mod gc;
 
 use std::any::TypeId;
@@ -18,32 +19,13 @@ use bindery_cast::{
     CastError, ClassObject, FromPython, IntoPython, Ref, RegisteredClass, Visibility,
 };
 use pyo3_ffi as ffi;
-use smallvec::SmallVec;
 
 use crate::error::Error;
-use crate::function::{
-    ArgError, Fallible, Function, FunctionData, IntoFunction, Plain, fn_at, leak_fn,
-};
+use crate::function::{Function, FunctionData, IntoFunction, fn_at, leak_fn};
 use crate::method::IntoMethod;
 use crate::module::{ModuleRef, Spec};
-
-/// A constructor's result: the value, or `Result<T, E>`.
-pub trait IntoConstructed<T, Marker> {
-    /// The value, or the exception to raise.
-    fn into_constructed(self) -> Result<T, Error>;
-}
-
-impl<T> IntoConstructed<T, Plain> for T {
-    fn into_constructed(self) -> Result<T, Error> {
-        Ok(self)
-    }
-}
-
-impl<T, E: Into<Error>> IntoConstructed<T, Fallible> for Result<T, E> {
-    fn into_constructed(self) -> Result<T, Error> {
-        self.map_err(Into::into)
-    }
-}
+pub use construct::IntoConstructed;
+use construct::{default_new, no_constructor, tp_new};
 
 /// A slot function and the leaked Rust value it needs (null for zero-sized ones).
 type Slot = (c_int, *mut c_void);
@@ -56,6 +38,8 @@ pub struct Class<T: RegisteredClass> {
     visibility: Visibility,
     subclassable: bool,
     constructor: Option<(Function, ffi::newfunc, TypeId)>,
+    /// The class's `tp_vectorcall` (calls of the class itself), with its constructor.
+    vectorcall: Option<ffi::vectorcallfunc>,
     methods: Vec<(Function, ffi::PyCFunctionFastWithKeywords, TypeId)>,
     statics: Vec<Function>,
     properties: Vec<PropertyDef>,
@@ -101,6 +85,7 @@ impl<T: RegisteredClass> Class<T> {
             visibility: Visibility::Shared,
             subclassable: true,
             constructor: None,
+            vectorcall: None,
             methods: Vec::new(),
             statics: Vec::new(),
             properties: Vec::new(),
@@ -148,6 +133,7 @@ impl<T: RegisteredClass> Class<T> {
         let function = describe(Function::new("__new__", f)).finish();
         self.bare_new = None;
         self.constructor = Some((function, tp_new::<T, F, Args, M>, TypeId::of::<F>()));
+        self.vectorcall = Some(construct::vectorcall_new::<T, F, Args, M>);
         self
     }
 
@@ -161,6 +147,7 @@ impl<T: RegisteredClass> Class<T> {
     {
         self.constructor = None;
         self.bare_new = Some(default_new::<T>);
+        self.vectorcall = Some(construct::vectorcall_default::<T>);
         self
     }
 
@@ -315,6 +302,12 @@ impl<T: RegisteredClass> ClassDef for Class<T> {
         // SAFETY: a new reference or null with an exception set.
         let ty = unsafe { Owned::from_owned_ptr(py, ty) }
             .ok_or_else(|| Error::from(CastError::fetch(py)))?;
+        if let Some(vectorcall) = self.vectorcall {
+            // SAFETY: a fresh heap type nobody has called yet. `type` has
+            // Py_TPFLAGS_HAVE_VECTORCALL, so calls of this type read this field; CPython
+            // never inherits it to subclasses (construct.rs relies on that).
+            unsafe { (*ty.as_ptr().cast::<ffi::PyTypeObject>()).tp_vectorcall = Some(vectorcall) };
+        }
         for function in &built.statics {
             let object = function.new_object(py, module.as_ptr())?;
             // SAFETY: attached thread state; a live function object.
@@ -466,181 +459,6 @@ fn signature(py: Python<'_>, function: &Function) -> String {
 
 fn method_signature(py: Python<'_>, function: &Function) -> String {
     crate::module::signature_of(py, function).replace("($module", "($self")
-}
-
-/// `tp_new` of classes without a constructor.
-unsafe extern "C" fn no_constructor(
-    ty: *mut ffi::PyTypeObject,
-    _args: *mut ffi::PyObject,
-    _kwargs: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls tp_new with an attached thread state.
-    let py = unsafe { Python::assume_attached() };
-    // SAFETY: a live type object; tp_name is its NUL-terminated name.
-    let name = unsafe { std::ffi::CStr::from_ptr((*ty).tp_name) }.to_string_lossy();
-    Error::type_error(format!(
-        "cannot create '{name}' instances: the class has no constructor"
-    ))
-    .restore(py);
-    ptr::null_mut()
-}
-
-/// `tp_new` of [`Class::default_constructor`]: `T::default()` in a new instance of the
-/// (sub)type; arguments are refused unless the subtype has its own `__init__` (the rule of
-/// `object.__new__`).
-unsafe extern "C" fn default_new<T: RegisteredClass + Default>(
-    subtype: *mut ffi::PyTypeObject,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    // SAFETY: CPython calls tp_new with an attached thread state.
-    let py = unsafe { Python::assume_attached() };
-    crate::panic::catch_panic(py, ptr::null_mut(), || {
-        // SAFETY: tp_new's contract: a live (sub)type, an args tuple, a kwargs dict or null.
-        let has_args = unsafe {
-            ffi::PyTuple_GET_SIZE(args) > 0 || (!kwargs.is_null() && ffi::PyDict_Size(kwargs) > 0)
-        };
-        // SAFETY: reading the tp_init slots of two live types. Both are C function pointers
-        // of libpython or of the subclass's type: comparing their addresses is exact.
-        let own_init = unsafe {
-            let object_init = (*ptr::addr_of_mut!(ffi::PyBaseObject_Type)).tp_init;
-            (*subtype).tp_init.map(|f| f as usize) != object_init.map(|f| f as usize)
-        };
-        let made = if has_args && !own_init {
-            // SAFETY: a live type object; tp_name is its NUL-terminated name.
-            let name = unsafe { std::ffi::CStr::from_ptr((*subtype).tp_name) }.to_string_lossy();
-            let short = name.rsplit('.').next().unwrap_or(&name);
-            Err(Error::type_error(format!("{short}() takes no arguments")))
-        } else {
-            // SAFETY: `subtype` is this class or a subclass (tp_new contract).
-            unsafe { new_instance::<T>(py, subtype, T::default()) }
-        };
-        match made {
-            Ok(object) => object.into_ptr(),
-            Err(error) => {
-                error.restore(py);
-                ptr::null_mut()
-            }
-        }
-    })
-}
-
-/// Allocates an instance of `subtype` and stores `value` in it.
-///
-/// # Safety
-/// `subtype` is `T`'s class or a subclass of it (its instances are `ClassObject<T>`).
-unsafe fn new_instance<'py, T: RegisteredClass>(
-    py: Python<'py>,
-    subtype: *mut ffi::PyTypeObject,
-    value: T,
-) -> Result<Owned<'py>, Error> {
-    // SAFETY: reading the live subtype's tp_alloc slot.
-    let alloc = unsafe { (*subtype).tp_alloc }.unwrap_or(ffi::PyType_GenericAlloc);
-    // SAFETY: attached thread state; a zeroed instance of the (sub)type or null.
-    let object = unsafe { Owned::from_owned_ptr(py, alloc(subtype, 0)) }
-        .ok_or_else(|| Error::from(CastError::fetch(py)))?;
-    // SAFETY: the (sub)type's instances are ClassObject<T> (caller), and this one is fresh.
-    if unsafe { ClassObject::<T>::init(object.as_ptr(), value) }.is_err() {
-        return Err(Error::runtime_error(
-            "bindery: a fresh instance already had a value",
-        ));
-    }
-    Ok(object)
-}
-
-/// `tp_new` of a class whose constructor is `F`: converts the tuple/dict call to the
-/// vectorcall form, runs the constructor, allocates an instance of the (sub)type and stores
-/// the value in it.
-unsafe extern "C" fn tp_new<T, F, Args, M>(
-    subtype: *mut ffi::PyTypeObject,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
-) -> *mut ffi::PyObject
-where
-    T: RegisteredClass,
-    F: IntoFunction<Args, M>,
-    F::Output: IntoConstructed<T, M>,
-{
-    // SAFETY: CPython calls tp_new with an attached thread state.
-    let py = unsafe { Python::assume_attached() };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: `args` is a tuple and `kwargs` a dict or null (tp_new contract).
-        unsafe { construct::<T, F, Args, M>(py, subtype, args, kwargs) }
-    }));
-    match outcome {
-        Ok(Ok(object)) => object,
-        Ok(Err(error)) => {
-            // The names for the message: looked up on this error path only (construct
-            // already looked them up once for the call).
-            let data = crate::method::data_for(TypeId::of::<F>());
-            crate::function::explain_with(data, *error).restore_in(py, data.map(|d| d.module));
-            ptr::null_mut()
-        }
-        Err(panic) => {
-            crate::panic::raise_panic(py, panic);
-            ptr::null_mut()
-        }
-    }
-}
-
-/// # Safety
-/// tp_new's contract.
-unsafe fn construct<T, F, Args, M>(
-    py: Python<'_>,
-    subtype: *mut ffi::PyTypeObject,
-    args: *mut ffi::PyObject,
-    kwargs: *mut ffi::PyObject,
-) -> Result<*mut ffi::PyObject, Box<ArgError>>
-where
-    T: RegisteredClass,
-    F: IntoFunction<Args, M>,
-    F::Output: IntoConstructed<T, M>,
-{
-    let call_error = |e: Error| Box::new(ArgError::Call(e));
-    let data = crate::method::data_for(TypeId::of::<F>())
-        .ok_or_else(|| call_error(Error::runtime_error("bindery: constructor data missing")))?;
-    // Flatten (args tuple, kwargs dict) into [positional..., keyword values...] + names.
-    // SAFETY: `args` is a tuple (contract).
-    let nargs = unsafe { ffi::PyTuple_GET_SIZE(args) } as usize;
-    let mut flat: SmallVec<[*mut ffi::PyObject; 8]> = SmallVec::new();
-    for i in 0..nargs {
-        // SAFETY: i < len(args); borrowed items of a live tuple.
-        flat.push(unsafe { ffi::PyTuple_GET_ITEM(args, i as ffi::Py_ssize_t) });
-    }
-    let mut kwnames: Option<Owned<'_>> = None;
-    // SAFETY: `kwargs` is null or a dict (contract).
-    if !kwargs.is_null() && unsafe { ffi::PyDict_Size(kwargs) } > 0 {
-        // SAFETY: attached thread state; a live dict.
-        let keys = unsafe { Owned::from_owned_ptr(py, ffi::PyDict_Keys(kwargs)) }
-            .ok_or_else(|| call_error(CastError::fetch(py).into()))?;
-        // SAFETY: a live list.
-        let tuple = unsafe { Owned::from_owned_ptr(py, ffi::PyList_AsTuple(keys.as_ptr())) }
-            .ok_or_else(|| call_error(CastError::fetch(py).into()))?;
-        // SAFETY: a live tuple of the dict's keys.
-        let n = unsafe { ffi::PyTuple_GET_SIZE(tuple.as_ptr()) };
-        for k in 0..n {
-            // SAFETY: k < n; the dict holds each key, so the value lookup is borrowed.
-            flat.push(unsafe {
-                ffi::PyDict_GetItem(kwargs, ffi::PyTuple_GET_ITEM(tuple.as_ptr(), k))
-            });
-        }
-        kwnames = Some(tuple);
-    }
-    // SAFETY: the data was made for F (`call` is `leak_fn::<F>`'s result).
-    let f = unsafe { fn_at::<F>(data.function.call) };
-    let mut defaults: SmallVec<[Owned<'_>; 4]> = SmallVec::new();
-    let names = kwnames.as_ref().map_or(ptr::null_mut(), Owned::as_ptr);
-    // SAFETY: `flat` holds `nargs` positional arguments then one value per name in `names`.
-    let slots =
-        unsafe { crate::args::gather(py, data, flat.as_ptr(), nargs, names, &mut defaults) }
-            .map_err(call_error)?;
-    let value: T = f
-        .call_raw(py, &slots)?
-        .into_constructed()
-        .map_err(call_error)?;
-    // SAFETY: `subtype` is this class or a subclass (tp_new contract).
-    let object = unsafe { new_instance::<T>(py, subtype, value) }.map_err(call_error)?;
-    Ok(object.into_ptr())
 }
 
 /// Runs a slot body with the instance borrowed; errors and panics become exceptions.

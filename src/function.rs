@@ -80,7 +80,7 @@ pub enum ArgError {
     Call(Error),
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn arg<'a, 'py: 'a, A: FromPython<'a, 'py>>(
     py: Python<'py>,
     args: &[*mut ffi::PyObject],

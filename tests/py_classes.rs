@@ -114,6 +114,48 @@ fn python_subclasses_and_weak_references() {
 }
 
 #[test]
+fn calling_a_class_keeps_type_call_rules() {
+    // `Point(x, y)` takes the class's own tp_vectorcall; keywords, subclasses and a
+    // replaced __init__ or __new__ must behave exactly as through type.__call__.
+    classes(
+        r#"
+        from bindery_example_classes import Point
+        def expect(exc, text, call, *args, **kwargs):
+            try:
+                call(*args, **kwargs)
+            except exc as e:
+                assert text in str(e), (text, str(e))
+            else:
+                raise AssertionError(f"no {exc.__name__}")
+        assert type(Point(1.0, 2.0)) is Point and Point(1.0, 2.0).y == 2.0
+        assert Point(1.0, y=2.0).y == 2.0 and Point(*[1.0], **{"y": 5.0}).y == 5.0
+        expect(TypeError, "argument 'x'", Point, "a", 1.0)
+        expect(TypeError, "argument 'y'", Point, 1.0, "b")
+        expect(TypeError, "takes 2 positional arguments but 3 were given", Point, 1.0, 2.0, 3.0)
+        expect(TypeError, "got an unexpected keyword argument 'z'", Point, 1.0, z=2.0)
+
+        class Tagged(Point):  # no tp_vectorcall of its own: type.__call__, then __init__
+            def __init__(self, x, y=0.0, tag="t"):
+                self.tag = tag
+        t = Tagged(1.0, 2.0)
+        assert type(t) is Tagged and (t.x, t.y, t.tag) == (1.0, 2.0, "t")
+
+        seen = []
+        def init(self, *args, **kwargs):
+            seen.append(args)
+        Point.__init__ = init  # a replaced __init__ runs on every call
+        assert Point(1.0, 2.0).x == 1.0 and seen == [(1.0, 2.0)]
+        del Point.__init__  # back to object.__init__
+        assert Point(3.0, 4.0).norm() == 5.0 and seen == [(1.0, 2.0)]
+
+        Point.__new__ = staticmethod(lambda cls, *args: ("made", args))
+        assert Point(1.0, 2.0) == ("made", (1.0, 2.0))
+        "#,
+    )
+    .check();
+}
+
+#[test]
 fn another_module_takes_and_returns_instances() {
     classes(
         r#"

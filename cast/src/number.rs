@@ -285,11 +285,13 @@ macro_rules! int_conversions {
     )*};
 }
 
+#[inline]
 fn from_i64(py: Python<'_>, value: i64) -> Result<Owned<'_>, CastError> {
     // SAFETY: attached thread state (token); returns a new reference or null.
     owned_or_err(py, unsafe { ffi::PyLong_FromLongLong(value) })
 }
 
+#[inline]
 fn from_u64(py: Python<'_>, value: u64) -> Result<Owned<'_>, CastError> {
     // SAFETY: attached thread state (token); returns a new reference or null.
     owned_or_err(py, unsafe { ffi::PyLong_FromUnsignedLongLong(value) })

@@ -277,13 +277,22 @@ pub unsafe extern "C" fn tp_dealloc<T: RegisteredClass>(obj: *mut ffi::PyObject)
     // SAFETY: a live instance being destroyed; its type is alive (the instance holds it).
     let ty = unsafe { ffi::Py_TYPE(obj) };
     // SAFETY: reading the live type's flags and slots; untracking an object of a GC type
-    // (a no-op if it was untracked already, e.g. by subtype_dealloc); clearing weakrefs of
-    // a type that supports them.
+    // (a no-op if it was untracked already, e.g. by subtype_dealloc); clearing the weakrefs
+    // of an instance whose weak-reference list (at tp_weaklistoffset, inside the instance)
+    // is not empty: an instance never weakly referenced skips the call.
     unsafe {
         if ffi::PyType_IS_GC(ty) != 0 {
             ffi::PyObject_GC_UnTrack(obj.cast());
         }
-        if (*ty).tp_weaklistoffset > 0 {
+        let offset = (*ty).tp_weaklistoffset;
+        if offset > 0
+            && !obj
+                .cast::<u8>()
+                .add(offset as usize)
+                .cast::<*mut ffi::PyObject>()
+                .read()
+                .is_null()
+        {
             ffi::PyObject_ClearWeakRefs(obj);
         }
     }
