@@ -107,6 +107,18 @@ else
   status=1
 fi
 
+echo "== peers comparison, smoke: build the C and bindery modules, check their answers, run each workload once"
+if benches/peers/run.sh --smoke > "$logs/peers-smoke.log" 2>&1; then
+  tail -n 3 "$logs/peers-smoke.log"
+  summary+=("peers smoke: 1 passed, 0 failed")
+  total_pass=$((total_pass + 1))
+else
+  tail -n 30 "$logs/peers-smoke.log"
+  summary+=("peers smoke: 0 passed, 1 failed")
+  total_fail=$((total_fail + 1))
+  status=1
+fi
+
 for v in "${others[@]}"; do
   [ "$v" = "$default_ver" ] && continue
   py=$(find_python "$v")

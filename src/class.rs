@@ -40,7 +40,14 @@ pub struct Class<T: RegisteredClass> {
     constructor: Option<(Function, ffi::newfunc, TypeId)>,
     /// The class's `tp_vectorcall` (calls of the class itself), with its constructor.
     vectorcall: Option<ffi::vectorcallfunc>,
-    methods: Vec<(Function, ffi::PyCFunctionFastWithKeywords, TypeId)>,
+    /// Each method: its function, its `METH_FASTCALL | METH_KEYWORDS` and `METH_NOARGS`
+    /// entry points (the second for methods without parameters) and its Rust type's id.
+    methods: Vec<(
+        Function,
+        ffi::PyCFunctionFastWithKeywords,
+        ffi::PyCFunction,
+        TypeId,
+    )>,
     statics: Vec<Function>,
     properties: Vec<PropertyDef>,
     slots: Vec<Slot>,
@@ -168,6 +175,7 @@ impl<T: RegisteredClass> Class<T> {
         self.methods.push((
             function,
             crate::method::method_trampoline::<T, F, Recv, Args, M>,
+            crate::method::method_noargs::<T, F, Recv, Args, M>,
             TypeId::of::<F>(),
         ));
         self
@@ -356,15 +364,30 @@ impl<T: RegisteredClass> Class<T> {
             push(ffi::Py_tp_doc, doc.into_raw().cast());
         }
         let mut methods: Vec<ffi::PyMethodDef> = Vec::new();
-        for (function, trampoline, id) in &self.methods {
+        for (function, trampoline, noargs, id) in &self.methods {
             let data = FunctionData::leak(function.clone(), method_signature(py, function), spec);
             crate::method::record(*id, data);
+            // A method without parameters is METH_NOARGS: CPython refuses arguments itself
+            // ("takes no arguments"), and the call skips the vectorcall argument handling.
+            let (ml_meth, ml_flags) = if function.params.is_empty() {
+                (
+                    ffi::PyMethodDefPointer {
+                        PyCFunction: *noargs,
+                    },
+                    ffi::METH_NOARGS,
+                )
+            } else {
+                (
+                    ffi::PyMethodDefPointer {
+                        PyCFunctionFastWithKeywords: *trampoline,
+                    },
+                    ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+                )
+            };
             methods.push(ffi::PyMethodDef {
                 ml_name: data.def.ml_name,
-                ml_meth: ffi::PyMethodDefPointer {
-                    PyCFunctionFastWithKeywords: *trampoline,
-                },
-                ml_flags: ffi::METH_FASTCALL | ffi::METH_KEYWORDS,
+                ml_meth,
+                ml_flags,
                 ml_doc: data.def.ml_doc,
             });
         }

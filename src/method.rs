@@ -139,6 +139,24 @@ where
     })
 }
 
+/// The `METH_NOARGS` entry point of a method `F` without parameters (`F::ARITY == 0`).
+pub(crate) unsafe extern "C" fn method_noargs<T, F, Recv, Args, M>(
+    slf: *mut ffi::PyObject,
+    _unused: *mut ffi::PyObject,
+) -> *mut ffi::PyObject
+where
+    F: IntoMethod<T, Recv, Args, M>,
+{
+    // SAFETY: CPython calls methods with an attached thread state.
+    let py = unsafe { Python::assume_attached() };
+    let no_args: [*mut ffi::PyObject; 0] = [];
+    crate::panic::catch_panic(py, ptr::null_mut(), || {
+        // SAFETY: `slf` is the instance; an empty, non-null argument array and no keywords
+        // (CPython refused any arguments before calling a METH_NOARGS function).
+        unsafe { call::<T, F, Recv, Args, M>(py, slf, no_args.as_ptr(), 0, ptr::null_mut()) }
+    })
+}
+
 /// # Safety
 /// As for the trampoline.
 #[inline]

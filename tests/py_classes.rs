@@ -36,6 +36,7 @@ fn construct_call_methods_and_properties() {
         assert Point.__module__ == "bindery_example_classes" and Point.__name__ == "Point"
         assert str(inspect.signature(Point.moved)) == "(self, /, dx, dy=0.0)" or "dx" in str(inspect.signature(Point.moved))
         assert Point.norm.__doc__ == "Distance from the origin."
+        assert str(inspect.signature(Point.norm)) == "(self, /)"
 
         c = Counter("clicks")
         assert c.label == "clicks" and c.value == 0 and len(c) == 0
@@ -64,6 +65,9 @@ fn errors_and_panics_in_methods_are_exceptions() {
         expect(ValueError, "increment() by must be >= 0", c.increment, -1)
         expect(TypeError, "increment() argument 'by'", c.increment, "x")
         expect(TypeError, "increment() got an unexpected keyword argument 'step'", c.increment, step=1)
+        expect(TypeError, "explode() takes no arguments (1 given)", c.explode, 1)
+        expect(TypeError, "explode() takes no keyword arguments", c.explode, now=True)
+        expect(TypeError, "norm() takes no arguments (1 given)", Point(1.0).norm, 2.0)
         expect(IndexError, "history index out of range", lambda: c[5])
         expect(TypeError, "Point() argument 'x'" if False else "argument 'x'", Point, "a")
         expect(TypeError, "missing required argument 'x'", Point)
