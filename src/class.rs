@@ -126,6 +126,11 @@ impl<T: RegisteredClass> Class<T> {
 
     /// The constructor: `f` makes the value from the call's arguments (`Fn(A..) -> T` or
     /// `-> Result<T, E>`). `describe` names its parameters like a [`Function`]'s.
+    ///
+    /// `Class(a, b)` with every parameter positional and a non-capturing `f` runs `f` on
+    /// CPython's argument array (the class's own `tp_vectorcall`); other calls, Python
+    /// subclasses and a class whose `__init__`/`__new__` was replaced from Python go through
+    /// `type.__call__` as usual.
     pub fn constructor<F, Args, M>(
         mut self,
         f: F,
@@ -159,6 +164,8 @@ impl<T: RegisteredClass> Class<T> {
     }
 
     /// A method: `f` takes `&T` or `&mut T` first, then the parameters `describe` names.
+    /// A method without parameters is `METH_NOARGS`; the others are
+    /// `METH_FASTCALL | METH_KEYWORDS`.
     pub fn method<F, Recv, Args, M>(
         mut self,
         name: &str,

@@ -224,6 +224,13 @@ fn recreation_is_an_error_under_the_opt_in_policy() {
     script(
         r#"
         import bindery_example_internals_a as a
+        for bad, exc in (("Error", ValueError), ("", ValueError), (1, TypeError)):
+            try:
+                a.set_recreation_policy(bad)
+            except exc as e:
+                assert "policy" in str(e), str(e)
+            else:
+                raise AssertionError(f"policy {bad!r} accepted")
         a.set_recreation_policy("error")
         a.internals_address()
         a.simulate_release()

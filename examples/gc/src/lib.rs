@@ -5,9 +5,11 @@
 //! | name | what |
 //! |---|---|
 //! | `ContainerOwnsPythonObjects()` | a Rust `Vec` of Python objects: `append(obj)`, `size()`, `clear()`; subclassable, weakly referenceable |
+//! | `Link()` | one Python object in a Rust value: `set(obj)`, `has_target()`; GC support reading the value in place ([`bindery::Class::gc`]) |
 //! | `internals_capsule()` / `local_internals_capsule()` | the capsule objects in the state dict, or `None` |
 //! | `add_gc_checkers_with_weakrefs(obj)` | `bindery::gc::add_gc_checkers_with_weakrefs` |
 //! | `live_containers()` | how many container values exist in the process |
+//! | `live_links()` | how many `Link` values exist in the process |
 //! | `set_recreation_policy(name)` | test hook: `"fatal"` (default) or `"error"` |
 //! | `simulate_release()` | test hook: forget this interpreter's internals, as a design that frees them would |
 //!
@@ -24,13 +26,14 @@
 //! that into a real module.
 
 mod container;
+mod link;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bindery::capsule::Handle;
 use bindery::internals::{self, RecreationPolicy};
-use bindery::{Error, ExceptionClass, Function, ModuleBuilder, ModuleRef, Python};
+use bindery::{Error, Function, ModuleBuilder, ModuleRef, Python};
 
 /// Runs `f` with the token of the calling function's interpreter (bindery calls functions
 /// with an attached thread state, so this always runs `f`).
@@ -66,16 +69,19 @@ fn live_containers() -> usize {
     container::LIVE.load(Ordering::Relaxed)
 }
 
+fn live_links() -> usize {
+    link::LIVE.load(Ordering::Relaxed)
+}
+
 // ANCHOR: set_policy
 fn set_policy(name: String) -> Result<(), Error> {
     let policy = match name.as_str() {
         "fatal" => RecreationPolicy::Fatal,
         "error" => RecreationPolicy::ReturnError,
         other => {
-            return Err(Error::new(
-                ExceptionClass::TypeError,
-                format!("policy must be 'fatal' or 'error', not {other:?}"),
-            ));
+            return Err(Error::value_error(format!(
+                "policy must be 'fatal' or 'error', not {other:?}"
+            )));
         }
     };
     internals::set_recreation_policy(policy);
@@ -121,6 +127,7 @@ fn register_report_at_exit(m: &ModuleRef<'_>) -> Result<(), Error> {
 fn build(m: &mut ModuleBuilder) {
     m.doc("A registered class that owns Python objects, with GC support.");
     m.class(container::class());
+    m.class(link::class());
     m.function(
         Function::new("internals_capsule", internals_capsule)
             .doc("The capsule holding this interpreter's internals, or None."),
@@ -143,6 +150,9 @@ fn build(m: &mut ModuleBuilder) {
     m.function(
         Function::new("live_containers", live_containers)
             .doc("How many ContainerOwnsPythonObjects values exist in the process."),
+    );
+    m.function(
+        Function::new("live_links", live_links).doc("How many Link values exist in the process."),
     );
     m.function(
         Function::new("set_recreation_policy", set_policy)

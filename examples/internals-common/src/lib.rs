@@ -36,8 +36,8 @@ use bindery_internals::{
 };
 use pyo3_ffi::{
     METH_FASTCALL, METH_NOARGS, METH_O, Py_ssize_t, PyErr_SetString, PyExc_RuntimeError,
-    PyExc_TypeError, PyMethodDef, PyMethodDefPointer, PyModuleDef, PyModuleDef_HEAD_INIT,
-    PyModuleDef_Init, PyModuleDef_Slot, PyObject, PyTypeObject,
+    PyExc_TypeError, PyExc_ValueError, PyMethodDef, PyMethodDefPointer, PyModuleDef,
+    PyModuleDef_HEAD_INIT, PyModuleDef_Init, PyModuleDef_Slot, PyObject, PyTypeObject,
 };
 
 /// What a probe function returns before it becomes a Python object or an exception: an
@@ -78,6 +78,11 @@ fn runtime_error(error: impl std::fmt::Display) -> (*mut PyObject, String) {
 fn type_error(message: String) -> (*mut PyObject, String) {
     // SAFETY: as in `runtime_error`.
     (unsafe { PyExc_TypeError }, message)
+}
+
+fn value_error(message: String) -> (*mut PyObject, String) {
+    // SAFETY: as in `runtime_error`.
+    (unsafe { PyExc_ValueError }, message)
 }
 
 fn int(_py: Python<'_>, value: i64) -> Reply {
@@ -316,7 +321,7 @@ unsafe extern "C" fn set_policy(_m: *mut PyObject, name: *mut PyObject) -> *mut 
             "fatal" => RecreationPolicy::Fatal,
             "error" => RecreationPolicy::ReturnError,
             other => {
-                return Err(type_error(format!(
+                return Err(value_error(format!(
                     "policy must be 'fatal' or 'error', not {other:?}"
                 )));
             }
