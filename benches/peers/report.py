@@ -4,7 +4,7 @@ section of BENCHMARKS.md and a PNG chart."""
 import json
 import statistics
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
 
@@ -176,8 +176,48 @@ def standing_run(runs: List[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     return with_subject[-1] if with_subject else None
 
 
+def _goal_ratio(run: Dict[str, Any], key: str, peer: str) -> Optional[Tuple[float, float]]:
+    """bindery's ratio to `peer` for one goal in one run: (best, median); memory has one
+    figure (both the same). None if the run lacks either module."""
+    if SUBJECT not in _labels(run) or peer not in _labels(run):
+        return None
+    if key.startswith("mem:"):
+        kind = run["memory"].get(key[4:], {})
+        if SUBJECT not in kind or peer not in kind:
+            return None
+        ratio = kind[SUBJECT]["rss"] / kind[peer]["rss"]
+        return ratio, ratio
+    row = {r["key"]: r for r in _rows(run)}.get(key)
+    if row is None:
+        return None
+    a, b = row["per"][SUBJECT], row["per"][peer]
+    return a["best"] / b["best"], a["median"] / b["median"]
+
+
+def goals_by_version(runs: List[Dict[str, Any]]) -> List[str]:
+    """One row per run: each goal's ratio (best sample) and whether it is met."""
+    rows = []
+    for run in runs:
+        cells = []
+        for _title, key, peer, limit in GOALS:
+            got = _goal_ratio(run, key, peer)
+            cells.append("-" if got is None else
+                         f"{got[0]:.2f}x " + ("yes" if got[0] <= limit else "**no**"))
+        if any(c != "-" for c in cells):
+            rows.append(f"| {run['python']} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    head = ["add vs C", "sum vs nanobind", "construct+call vs nanobind",
+            "`Counter` memory vs nanobind", "`Node` memory vs nanobind"]
+    return (["The same goals in every run kept (ratio of the best samples; each run is "
+             "its own side-by-side measurement):", "",
+             "| CPython | " + " | ".join(head[:len(GOALS)]) + " |",
+             "|---|" + "---:|" * len(GOALS)] + rows + [""])
+
+
 def standing_markdown(runs: List[Dict[str, Any]]) -> List[str]:
-    """The "Where bindery stands" part: each goal's ratio from one run, then the notes."""
+    """The "Where bindery stands" part: each goal's ratio from one run, every run's
+    ratios, then the notes."""
     run = standing_run(runs)
     if run is None:
         return []
@@ -203,6 +243,7 @@ def standing_markdown(runs: List[Dict[str, Any]]) -> List[str]:
         verdict = "yes" if ratio <= limit else f"no (goal: at most {limit:g}x)"
         out.append(f"| {title} | " + " | ".join(cells) + f" | {verdict} |")
     out.append("")
+    out += goals_by_version(runs)
     if STANDING_NOTES.exists():
         out += [STANDING_NOTES.read_text().rstrip("\n"), ""]
     return out
