@@ -49,7 +49,8 @@ impl<T: for<'py> IntoPython<'py>, E: Into<Error>> IntoReturn<Fallible> for Resul
 
 /// A Rust fn or closure that can be bound as a Python function: implemented for
 /// `Fn(A1, ..., An) -> R` with up to 12 parameters, each `A: FromPython` (owned types:
-/// `i64`, `f64`, `String`, `Vec<T>`, `Option<T>`, registered classes by clone, ...) and
+/// `i64`, `f64`, `String`, `Vec<T>`, `Option<T>`, registered classes by clone or borrowed
+/// as [`InstanceRef`](crate::InstanceRef) / [`InstanceMut`](crate::InstanceMut), ...) and
 /// `R: IntoReturn`.
 pub trait IntoFunction<Args, Marker>: Send + Sync + 'static {
     /// What the Rust function returns.

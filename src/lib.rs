@@ -6,6 +6,8 @@
 //! bindery::module!(name, build)              PyInit_<name>: PEP 489, per-interpreter module
 //! fn build(m: &mut ModuleBuilder)            m.function(..), m.exception(..), m.on_exec(..)
 //! Function::new("add", add).arg("a").arg_default("b", 0).doc("...")
+//!     parameters: owned values (i64, String, Vec<T>, T: RegisteredClass + Clone, ...)
+//!     or InstanceRef<T> / InstanceMut<T>   the caller's instance, borrowed (&T / &mut T)
 //! Class::<T>::new("Point")                   a Rust type as a Python class, value stored inline
 //!     .constructor(f, |f| f.arg(..)) / .default_constructor()
 //!     .method("norm", |p: &T, ..| ..) / .static_method(Function) / .property / .getter
@@ -54,8 +56,9 @@
 //!
 //! # Rules
 //!
-//! - Every call is `METH_FASTCALL | METH_KEYWORDS`. A call that passes every parameter
-//!   positionally casts the arguments in place: no allocation, no lock, no dict lookup.
+//! - Every function call is `METH_FASTCALL | METH_KEYWORDS` (methods without parameters are
+//!   `METH_NOARGS`). A call that passes every parameter positionally casts the arguments in
+//!   place: no allocation, no lock, no dict lookup.
 //! - Wrong argument count, unknown or repeated keyword, missing argument, wrong type: a
 //!   `TypeError` (or the conversion's own class: `OverflowError`, `ValueError`) naming the
 //!   function and the parameter.
@@ -98,7 +101,7 @@ mod panic;
 pub use bindery_capsule as capsule;
 pub use bindery_capsule::{Dtor, Python};
 pub use bindery_cast as cast;
-pub use bindery_cast::{RegisteredClass, Visibility};
+pub use bindery_cast::{InstanceMut, InstanceRef, RegisteredClass, Visibility};
 pub use bindery_gc_support as gc;
 pub use bindery_internals as internals;
 pub use class::{Class, IntoConstructed};

@@ -180,6 +180,50 @@ fn another_module_takes_and_returns_instances() {
     .check();
 }
 
+#[test]
+fn functions_borrow_the_callers_instances() {
+    // InstanceRef<T> / InstanceMut<T> parameters: the caller's object itself, no clone,
+    // under the run-time borrow rules; also from a separately built module.
+    classes(
+        r#"
+        import sys, gc
+        import bindery_example_classes as a, bindery_example_classes_user as b
+        p, q = a.Point(1.0, 2.0), a.Point(3.0, 4.0)
+        a.swap(p, q)
+        assert (p.x, p.y, q.x, q.y) == (3.0, 4.0, 1.0, 2.0)
+        b.nudge(p, 0.5)
+        assert p.x == 3.5, "the other module changed the caller's Point"
+        class Sub(a.Point):
+            pass
+        s = Sub(0.0, 0.0)
+        b.nudge(s, 1.0)
+        assert s.x == 1.0 and b.norm(s) == 1.0
+        try:
+            a.swap(p, p)  # two exclusive borrows of one object
+        except RuntimeError as e:
+            assert "borrowed" in str(e), e
+        else:
+            raise AssertionError("the same Point was borrowed mutably twice")
+        a.swap(p, q)  # the failed call released its first borrow
+        assert (p.x, q.x) == (1.0, 3.5)
+        try:
+            b.nudge(p, "far")  # the borrow is taken, then the second argument fails
+        except TypeError as e:
+            assert "nudge() argument 'dx'" in str(e), e
+        else:
+            raise AssertionError("a str accepted as a float")
+        b.nudge(p, 1.0)
+        assert p.x == 2.0
+        # No reference is leaked or lost: the count is back after many calls.
+        before = sys.getrefcount(p)
+        for _ in range(1000):
+            b.norm(p); b.nudge(p, 0.0); a.swap(p, q); a.swap(p, q)
+        assert sys.getrefcount(p) == before and p.x == 2.0
+        "#,
+    )
+    .check();
+}
+
 const IN_SUBINTERPRETER: &str = r#"
 import bindery_example_classes as a, bindery_example_classes_user as b
 p = a.Point(3.0, 4.0)

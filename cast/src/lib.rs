@@ -11,6 +11,7 @@
 //! ClassObject<T>                        the instance layout (basicsize = ClassObject::<T>::BASIC_SIZE)
 //! register_class::<T>(py, type, module, Visibility::{Shared, Local})   in the exec slot
 //! cast::<Ref<T>>(obj) / cast::<RefMut<T>>(obj) / cast::<T>(obj)       &T, &mut T, clone
+//! InstanceRef<T> / InstanceMut<T>       &T, &mut T owning a reference: function parameters
 //! to_python(py, value_of_T)             a new instance of T's registered class
 //! try_borrow_in_gc::<T>(obj)            for tp_traverse / tp_clear: no allocation, no Python
 //! tp_dealloc::<T>                       the tp_dealloc slot of a registered class
@@ -85,6 +86,7 @@
 //! | `Handle` (storable, no lifetime) | any object | the object |
 //! | `T: RegisteredClass` | an instance of `T`'s class or a subclass, cloned (`T: Clone`) | a new instance |
 //! | `Ref<'a, T>`, `RefMut<'a, T>` | an instance of `T`'s class or a subclass, borrowed | — |
+//! | `InstanceRef<T>`, `InstanceMut<T>` (no lifetime) | the same, borrowed, holding a reference to the instance | — |
 //!
 //! Only the object itself can be borrowed (`&str`, `&[u8]`, `Ref`): containers hold element
 //! types that own their data, since a list's or dict's items may be replaced, and freed,
@@ -182,6 +184,7 @@
 mod class;
 mod compat;
 mod error;
+mod instance;
 mod lookup;
 mod map;
 mod number;
@@ -194,5 +197,6 @@ pub use class::{
     RegisterError, RegisteredClass, Visibility, new_instance, register_class, try_borrow_in_gc,
 };
 pub use error::{CastError, ExceptionKind, PythonException, rust_name};
+pub use instance::{InstanceMut, InstanceRef};
 pub use object::{ClassObject, Ref, RefMut, tp_dealloc};
 pub use traits::{FromPython, IntoPython, cast, to_python};

@@ -6,7 +6,9 @@
 //! c = Counter(); c.increment(); c.increment(by=5); c.value   # 6
 //! ```
 
-use bindery::{Class, Error, ExceptionClass, Function, ModuleBuilder, RegisteredClass};
+use bindery::{
+    Class, Error, ExceptionClass, Function, InstanceMut, ModuleBuilder, RegisteredClass,
+};
 use bindery_example_geometry::Point;
 
 /// A counter with a label: a class with mutable state.
@@ -119,6 +121,15 @@ fn build(m: &mut ModuleBuilder) {
         })
         .arg("a")
         .arg("b"),
+    );
+    m.function(
+        Function::new(
+            "swap",
+            |mut a: InstanceMut<Point>, mut b: InstanceMut<Point>| std::mem::swap(&mut *a, &mut *b),
+        )
+        .arg("a")
+        .arg("b")
+        .doc("Exchange the coordinates of two points, in place."),
     );
 }
 

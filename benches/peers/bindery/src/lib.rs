@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use bindery::capsule::Handle;
 use bindery::gc::{Clear, Cleared, Traverse, Visit, VisitError};
-use bindery::{Class, Function, ModuleBuilder, Python, RegisteredClass};
+use bindery::{Class, Function, InstanceRef, ModuleBuilder, Python, RegisteredClass};
 
 /// add(a, b) -> a + b, on 32-bit ints (the sum cannot overflow).
 fn add(a: i32, b: i32) -> i64 {
@@ -47,11 +47,9 @@ impl RegisteredClass for Counter {
     const TYPE_KEY: &'static str = "peer_bindery 0.0.0::Counter";
 }
 
-/// take_ref(counter) -> counter.value. A registered instance as a parameter: the facade's
-/// functions take owned values, so this is a clone of the value, read through the same
-/// registered-class cast (a `Ref<'_, Counter>` parameter does not satisfy `Function::new`'s
-/// `for<'a, 'py> FromPython<'a, 'py>` bound).
-fn take_ref(counter: Counter) -> i64 {
+/// take_ref(counter) -> counter.value. A registered instance as a parameter, borrowed in
+/// place (`&Counter` through `InstanceRef`, no clone).
+fn take_ref(counter: InstanceRef<Counter>) -> i64 {
     counter.value
 }
 
