@@ -4,8 +4,12 @@
 
 use bindery_testkit::{Extension, Script, requires_python};
 
+mod common;
+
+/// A script with both class modules staged and the shared `expect` helper defined.
 fn classes(code: &str) -> Script {
     Script::new(code)
+        .prelude(common::EXPECT)
         .extension(Extension::new("bindery-example-classes"))
         .extension(Extension::new("bindery-example-classes-user"))
         .with_subinterpreter_helpers()
@@ -54,13 +58,6 @@ fn errors_and_panics_in_methods_are_exceptions() {
     classes(
         r#"
         from bindery_example_classes import Point, Counter
-        def expect(exc, text, call, *args, **kwargs):
-            try:
-                call(*args, **kwargs)
-            except exc as e:
-                assert text in str(e), (text, str(e))
-            else:
-                raise AssertionError(f"no {exc.__name__}")
         c = Counter()
         expect(ValueError, "increment() by must be >= 0", c.increment, -1)
         expect(TypeError, "increment() argument 'by'", c.increment, "x")
@@ -124,13 +121,6 @@ fn calling_a_class_keeps_type_call_rules() {
     classes(
         r#"
         from bindery_example_classes import Point
-        def expect(exc, text, call, *args, **kwargs):
-            try:
-                call(*args, **kwargs)
-            except exc as e:
-                assert text in str(e), (text, str(e))
-            else:
-                raise AssertionError(f"no {exc.__name__}")
         assert type(Point(1.0, 2.0)) is Point and Point(1.0, 2.0).y == 2.0
         assert Point(1.0, y=2.0).y == 2.0 and Point(*[1.0], **{"y": 5.0}).y == 5.0
         expect(TypeError, "argument 'x'", Point, "a", 1.0)

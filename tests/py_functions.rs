@@ -4,8 +4,12 @@
 
 use bindery_testkit::{Extension, Script, requires_python};
 
+mod common;
+
+/// A script with the two modules staged and the shared `expect` helper defined.
 fn features(code: &str) -> Script {
     Script::new(code)
+        .prelude(common::EXPECT)
         .extension(Extension::new("bindery-example-features"))
         .extension(Extension::new("bindery-example-minimal"))
         .with_subinterpreter_helpers()
@@ -61,14 +65,6 @@ fn argument_errors_name_the_function_and_the_parameter() {
     features(
         r#"
         import bindery_example_features as f, bindery_example_minimal as m
-        def expect(exc, text, call, *args, **kwargs):
-            try:
-                call(*args, **kwargs)
-            except exc as e:
-                assert text in str(e), (text, str(e))
-                assert type(e) is exc, (type(e), exc)
-            else:
-                raise AssertionError(f"{call.__name__}{args}{kwargs} did not raise")
         expect(TypeError, "add() takes 2 positional arguments but 3 were given", m.add, 1, 2, 3)
         expect(TypeError, "add() missing required argument 'b' (pos 2)", m.add, 1)
         expect(TypeError, "add() missing required argument 'a' (pos 1)", m.add)

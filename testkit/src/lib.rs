@@ -13,6 +13,7 @@
 //!     .reruns(n)                                  // n fresh processes; "failed on run 3 of 8"
 //!     .expect_failure_containing(text)            // must fail, and say `text`
 //!     .with_subinterpreter_helpers()              // run_in_subinterpreter(code, own_gil=False)
+//!     .prelude(code)                              // shared helpers, run before the script
 //!     .run() -> Result<Outcome, ScriptFailure>    // or .check() -> Outcome, panicking
 //!
 //! PythonInfo::discover() / PythonInfo::at(path)   // BINDERY_PYTHON, PYO3_PYTHON, python3

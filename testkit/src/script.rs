@@ -39,6 +39,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Script {
     code: String,
     subinterpreter_helpers: bool,
+    preludes: Vec<String>,
     python: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     pythonpath: Vec<PathBuf>,
@@ -87,6 +88,7 @@ impl Script {
         Script {
             code: dedent(&code.into()),
             subinterpreter_helpers: false,
+            preludes: Vec::new(),
             python: None,
             env: Vec::new(),
             pythonpath: Vec::new(),
@@ -183,13 +185,27 @@ impl Script {
         self
     }
 
+    /// Python run before the script, dedented on its own: helpers that the tests of one
+    /// file share (an `expect(exc, text, call, *args)`, fixtures), written once. Preludes
+    /// run in the order given, after the subinterpreter helpers.
+    pub fn prelude(mut self, code: impl Into<String>) -> Script {
+        self.preludes.push(dedent(&code.into()));
+        self
+    }
+
     /// The source as run.
     fn source(&self) -> String {
+        let mut source = String::new();
         if self.subinterpreter_helpers {
-            format!("{SUBINTERPRETER_HELPERS}\n{}", self.code)
-        } else {
-            self.code.clone()
+            source.push_str(SUBINTERPRETER_HELPERS);
+            source.push('\n');
         }
+        for prelude in &self.preludes {
+            source.push_str(prelude);
+            source.push('\n');
+        }
+        source.push_str(&self.code);
+        source
     }
 
     /// Runs the script as configured.

@@ -552,3 +552,29 @@ fn forbidden_output_fails_the_run_that_prints_it_and_all_runs_are_kept() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn preludes_run_before_the_script_each_dedented_on_its_own() {
+    let outcome = Script::new(
+        "
+        assert first() == 1 and second() == 2
+        print(order)
+        ",
+    )
+    .prelude(
+        "
+        order = ['first']
+        def first():
+            return 1
+        ",
+    )
+    .prelude(
+        "
+            order.append('second')
+            def second():
+                return 2
+        ",
+    )
+    .check();
+    assert_eq!(outcome.stdout, "['first', 'second']\n");
+}
