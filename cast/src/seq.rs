@@ -177,8 +177,11 @@ where
         // SAFETY: a tuple's items follow its header, `len` of them, alive and unchanged
         // while the tuple lives (for the whole call), whatever Python code runs.
         let items = unsafe {
+            // A raw place, not `ob_item.as_mut_ptr()`: a reference to the declared
+            // one-item array would not cover the items after the first.
             item_slice(
-                (*ptr.cast::<ffi::PyTupleObject>()).ob_item.as_mut_ptr(),
+                std::ptr::addr_of_mut!((*ptr.cast::<ffi::PyTupleObject>()).ob_item)
+                    .cast::<*mut ffi::PyObject>(),
                 len,
             )
         };

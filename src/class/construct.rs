@@ -314,12 +314,14 @@ unsafe fn call_type(
         }
         kwargs = Some(dict);
     }
-    // SAFETY: `type`'s tp_call (type.__call__) is always set; it takes a live type, a tuple
-    // and a dict or null, and returns a new reference or null with an exception set.
+    // SAFETY: reading a slot of the static `type` object.
+    let Some(call) = (unsafe { (*ptr::addr_of_mut!(ffi::PyType_Type)).tp_call }) else {
+        Error::runtime_error("bindery: type.__call__ is missing").restore(py);
+        return ptr::null_mut();
+    };
+    // SAFETY: type.__call__ takes a live type, a tuple and a dict or null, and returns a
+    // new reference or null with an exception set.
     unsafe {
-        let call = (*ptr::addr_of_mut!(ffi::PyType_Type))
-            .tp_call
-            .expect("type.__call__ exists");
         call(
             callable,
             tuple.as_ptr(),
@@ -352,9 +354,15 @@ where
     if no_keywords && nargs == F::ARITY && size_of::<F>() == 0 {
         // Every parameter given positionally and no function data to read: the tuple's
         // items are the argument array.
-        // SAFETY: `args` is a live tuple of `nargs` borrowed items, stored contiguously.
+        // SAFETY: `args` is a live tuple of `nargs` borrowed items, stored contiguously after
+        // its header; a raw place, not `ob_item.as_ptr()` (a reference to the declared
+        // one-item array would not cover the items after the first).
         let given = unsafe {
-            std::slice::from_raw_parts((*args.cast::<ffi::PyTupleObject>()).ob_item.as_ptr(), nargs)
+            std::slice::from_raw_parts(
+                ptr::addr_of!((*args.cast::<ffi::PyTupleObject>()).ob_item)
+                    .cast::<*mut ffi::PyObject>(),
+                nargs,
+            )
         };
         // SAFETY: F is zero-sized (checked above): no data is read.
         let f = unsafe { fn_at::<F>(ptr::null()) };
