@@ -422,6 +422,25 @@ pub(crate) unsafe fn fn_at<'f, F>(data: *const c_void) -> &'f F {
     }
 }
 
+/// The vectorcall argument array as a slice. CPython passes a null array when there are no
+/// arguments (`PyObject_CallNoArgs`: a `defaultdict` factory, `copy`, `pickle`), which
+/// `slice::from_raw_parts` does not accept.
+///
+/// # Safety
+/// `args` holds `nargs` borrowed references alive for `'a`, or `nargs` is 0.
+#[inline(always)]
+pub(crate) unsafe fn arg_slice<'a>(
+    args: *const *mut ffi::PyObject,
+    nargs: usize,
+) -> &'a [*mut ffi::PyObject] {
+    if nargs == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller's contract; a non-empty vectorcall array is never null.
+        unsafe { std::slice::from_raw_parts(args, nargs) }
+    }
+}
+
 /// The `METH_FASTCALL | METH_KEYWORDS` entry point of a bound Rust function `F`.
 unsafe extern "C" fn trampoline<F, Args, M>(
     slf: *mut ffi::PyObject,
@@ -462,7 +481,7 @@ where
     if kwnames.is_null() && nargs == F::ARITY && size_of::<F>() == 0 {
         // Fast path: every parameter given positionally, and no function data to read.
         // SAFETY: `args` holds `nargs` borrowed references (vectorcall contract).
-        let given = unsafe { std::slice::from_raw_parts(args, nargs) };
+        let given = unsafe { arg_slice(args, nargs) };
         // SAFETY: F is zero-sized (checked above).
         let f = unsafe { callee::<F>(None) }.expect("zero-sized functions need no data");
         return match f.invoke(py, given) {
@@ -498,7 +517,7 @@ where
     let f = unsafe { callee::<F>(Some(data)) }.ok_or_else(|| call_error(missing_data(py)))?;
     if kwnames.is_null() && nargs == F::ARITY {
         // SAFETY: `args` holds `nargs` borrowed references (vectorcall contract).
-        let given = unsafe { std::slice::from_raw_parts(args, nargs) };
+        let given = unsafe { arg_slice(args, nargs) };
         return f.invoke(py, given);
     }
     let mut defaults: SmallVec<[Owned<'_>; 4]> = SmallVec::new();

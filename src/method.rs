@@ -201,7 +201,7 @@ where
     };
     let result = if kwnames.is_null() && nargs == F::ARITY {
         // SAFETY: `args` holds `nargs` borrowed references (vectorcall contract).
-        f.invoke(py, this, unsafe { std::slice::from_raw_parts(args, nargs) })
+        f.invoke(py, this, unsafe { crate::function::arg_slice(args, nargs) })
     } else {
         let data = data.expect("looked up above");
         let mut defaults: SmallVec<[Owned<'_>; 4]> = SmallVec::new();

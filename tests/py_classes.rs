@@ -150,6 +150,24 @@ fn calling_a_class_keeps_type_call_rules() {
 }
 
 #[test]
+fn c_callers_may_pass_no_argument_array() {
+    // CPython calls a callable without arguments with a NULL argument array
+    // (PyObject_CallNoArgs: defaultdict's factory, copy, pickle): functions, static methods
+    // and classes must accept it.
+    classes(
+        r#"
+        import collections
+        from bindery_example_classes import Point, Counter
+        d = collections.defaultdict(Point.origin)  # a static method without parameters
+        assert d["a"] == Point(0.0, 0.0)
+        c = collections.defaultdict(Counter)  # a constructor with a default
+        assert c["b"].label == "counter"
+        "#,
+    )
+    .check();
+}
+
+#[test]
 fn another_module_takes_and_returns_instances() {
     classes(
         r#"

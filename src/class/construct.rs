@@ -193,7 +193,7 @@ where
     let py = unsafe { Python::assume_attached() };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: `args` holds `nargs` borrowed references (vectorcall contract).
-        let given = unsafe { std::slice::from_raw_parts(args, nargs) };
+        let given = unsafe { crate::function::arg_slice(args, nargs) };
         // SAFETY: F is zero-sized (checked above): no data is read.
         let f = unsafe { fn_at::<F>(ptr::null()) };
         let value: T = f
