@@ -503,7 +503,11 @@ fn with_ref<T: RegisteredClass, R>(
         // SAFETY: `obj` is the live instance the slot was called for.
         let obj = unsafe { Borrowed::from_ptr(py, obj) }
             .ok_or_else(|| Error::type_error("no instance"))?;
-        let value = Ref::<T>::from_python(obj)?;
+        // SAFETY: CPython calls a type's slot (and a getset descriptor, after checking the
+        // instance's type) with an instance of that type or of a subclass, whose layout
+        // begins with T's ClassObject (a subclass cannot change it): no registry lookup is
+        // needed, as for methods.
+        let value = unsafe { ClassObject::<T>::borrow(obj) }?;
         body(py, &value)
     }));
     match outcome {
@@ -655,7 +659,9 @@ where
         let (obj, value) = (obj.expect("non-null"), value.expect("checked above"));
         let value =
             V::from_python(value).map_err(|e| Error::from(e).context("property value: "))?;
-        let mut this = bindery_cast::RefMut::<T>::from_python(obj)?;
+        // SAFETY: a getset descriptor of T's class only calls its setter with an instance
+        // of that class or of a subclass (checked by CPython), laid out as ClassObject<T>.
+        let mut this = unsafe { ClassObject::<T>::borrow_mut(obj) }?;
         // SAFETY: `closure` is the PropertyFns<G, S> leaked for this property.
         let fns = unsafe { fn_at::<PropertyFns<G, S>>(closure) };
         (fns.set)(&mut this, value);

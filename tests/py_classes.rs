@@ -257,10 +257,25 @@ fn classes_work_in_subinterpreters() {
 
 #[test]
 fn a_method_refuses_an_instance_of_another_class() {
+    // Methods, slots and properties read their instance without a registry lookup: CPython
+    // must have checked its type first, whichever way they are reached.
     classes(
         r#"
         from bindery_example_classes import Point, Counter
-        for call in (lambda: Point.norm(Counter()), lambda: Counter.increment(Point(1.0))):
+        x = Point.__dict__["x"]
+        calls = (
+            lambda: Point.norm(Counter()),
+            lambda: Counter.increment(Point(1.0)),
+            lambda: Point.__repr__(Counter()),
+            lambda: Point.__hash__(Counter()),
+            lambda: Point.__eq__(Counter(), Point(1.0)),
+            lambda: Counter.__len__(Point(1.0)),
+            lambda: Counter.__getitem__(Point(1.0), 0),
+            lambda: x.__get__(Counter()),
+            lambda: x.__set__(Counter(), 2.0),
+            lambda: Counter.__dict__["value"].__get__(Point(1.0)),
+        )
+        for call in calls:
             try:
                 call()
             except TypeError as e:
