@@ -7,8 +7,12 @@
 //! Each holds one strong reference to the instance (so the value cannot be dropped while
 //! it lives) and the instance's run-time borrow, released when it is dropped. Holding one
 //! beyond the call is allowed but keeps the object borrowed: an `InstanceMut` kept in a
-//! static makes every later borrow of that object a `RuntimeError`.
+//! thread-local makes every later borrow of that object a `RuntimeError`. Dropped on a
+//! thread without an attached thread state (after the interpreter finished, say), a guard
+//! touches nothing: the borrow and the reference are leaked, and the `Handle` warning is
+//! written once.
 
+use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 
 use bindery_capsule::{Borrowed, Handle, Python};
@@ -32,10 +36,10 @@ use crate::traits::FromPython;
 /// }
 /// ```
 pub struct InstanceRef<T: RegisteredClass> {
-    // Declared before `object`: fields drop in order, so the borrow is released while the
-    // reference still keeps the instance alive.
-    borrow: Ref<'static, T>,
-    object: Handle,
+    // Both released by `Drop`, the borrow first, while the reference still keeps the
+    // instance alive; neither is touched without an attached thread state.
+    borrow: ManuallyDrop<Ref<'static, T>>,
+    object: ManuallyDrop<Handle>,
 }
 
 impl<T: RegisteredClass> InstanceRef<T> {
@@ -56,14 +60,48 @@ impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for InstanceRef<T> {
         let borrow = Ref::<'a, T>::from_python(obj)?;
         // SAFETY: only the lifetime changes. `Ref` points into the instance, which `object`
         // keeps alive for as long as this value (a strong reference); `borrow` is dropped
-        // before `object` (field order) and is never handed out with the 'static lifetime
+        // before `object` (`release`) and is never handed out with the 'static lifetime
         // (Deref ties the `&T` to `&self`). The value cannot be dropped meanwhile: dealloc
         // needs the reference count at zero, and clearing needs the exclusive borrow.
         let borrow = unsafe { std::mem::transmute::<Ref<'a, T>, Ref<'static, T>>(borrow) };
         Ok(InstanceRef {
-            borrow,
-            object: Handle::from_borrowed(obj),
+            borrow: ManuallyDrop::new(borrow),
+            object: ManuallyDrop::new(Handle::from_borrowed(obj)),
         })
+    }
+}
+
+/// Releases a guard's borrow, then its reference, if the thread is attached; else leaves
+/// both (the instance stays borrowed and alive) and lets the `Handle` warn.
+///
+/// # Safety
+/// Called once, from the guard's `Drop`; `borrow` points into the instance `object` keeps
+/// alive.
+unsafe fn release<B>(borrow: &mut ManuallyDrop<B>, object: &mut ManuallyDrop<Handle>) {
+    // SAFETY: each field is taken or dropped exactly once (the caller's contract).
+    let object = unsafe { ManuallyDrop::take(object) };
+    // Without an attached thread state the closure does not run: it is dropped with
+    // `object` inside, whose `Drop` leaks the reference and warns; the borrow is never
+    // released (the interpreter, and the instance with it, may be gone).
+    let _ = Python::with_attached(move |py| {
+        // SAFETY: the instance is alive (`object` still holds it), so releasing the borrow
+        // writes to live memory; then the reference goes, as an `Owned` (a plain decref).
+        unsafe { ManuallyDrop::drop(borrow) };
+        drop(object.into_owned(py));
+    });
+}
+
+impl<T: RegisteredClass> Drop for InstanceRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: `Drop` runs once; the borrow points into the instance `object` holds.
+        unsafe { release(&mut self.borrow, &mut self.object) }
+    }
+}
+
+impl<T: RegisteredClass> Drop for InstanceMut<T> {
+    fn drop(&mut self) {
+        // SAFETY: as for `InstanceRef`.
+        unsafe { release(&mut self.borrow, &mut self.object) }
     }
 }
 
@@ -86,9 +124,9 @@ impl<T: RegisteredClass + std::fmt::Debug> std::fmt::Debug for InstanceRef<T> {
 /// `TypeError` / `RuntimeError`, as for [`RefMut<T>`](crate::RefMut)): passing the same
 /// object twice to `f(a: InstanceMut<T>, b: InstanceMut<T>)` is a `RuntimeError`.
 pub struct InstanceMut<T: RegisteredClass> {
-    // Declared before `object`, as in `InstanceRef`.
-    borrow: RefMut<'static, T>,
-    object: Handle,
+    // Released by `Drop` as in `InstanceRef`.
+    borrow: ManuallyDrop<RefMut<'static, T>>,
+    object: ManuallyDrop<Handle>,
 }
 
 impl<T: RegisteredClass> InstanceMut<T> {
@@ -111,8 +149,8 @@ impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for InstanceMut<T> {
         // instance alive and outlives `borrow`, which is never handed out as 'static.
         let borrow = unsafe { std::mem::transmute::<RefMut<'a, T>, RefMut<'static, T>>(borrow) };
         Ok(InstanceMut {
-            borrow,
-            object: Handle::from_borrowed(obj),
+            borrow: ManuallyDrop::new(borrow),
+            object: ManuallyDrop::new(Handle::from_borrowed(obj)),
         })
     }
 }

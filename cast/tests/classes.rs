@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bindery_capsule::Owned;
 use bindery_cast::{
-    CastError, ClassObject, ExceptionKind, Ref, RefMut, RegisteredClass, cast, to_python,
-    try_borrow_in_gc,
+    CastError, ClassObject, ExceptionKind, InstanceMut, InstanceRef, Ref, RefMut, RegisteredClass,
+    cast, to_python, try_borrow_in_gc,
 };
 use support::{
     Point, Unregistered, eval, eval_in, exec, namespace, point_type, raised, repr, with_python,
@@ -124,6 +124,50 @@ fn conflicting_borrows_are_runtime_errors_never_aliases() {
         drop((first, second));
         let mut exclusive = cast::<RefMut<Point>>(obj.as_borrowed()).unwrap();
         exclusive.y = 1.0;
+    });
+}
+
+#[test]
+fn instance_guards_hold_the_object_and_release_their_borrow() {
+    with_python(|py| {
+        point_type(py);
+        let obj = to_python(py, Point { x: 1.0, y: 2.0 }).unwrap();
+        // SAFETY: a live object (held by `obj`), attached thread state.
+        let refcnt = || unsafe { pyo3_ffi::Py_REFCNT(obj.as_ptr()) };
+        let before = refcnt();
+
+        let mut exclusive = cast::<InstanceMut<Point>>(obj.as_borrowed()).unwrap();
+        exclusive.x = 5.0;
+        assert_eq!(refcnt(), before + 1, "the guard holds a reference");
+        assert_eq!(exclusive.object().as_ptr(), obj.as_ptr());
+        assert!(
+            cast::<Ref<Point>>(obj.as_borrowed()).is_err(),
+            "exclusively borrowed"
+        );
+        drop(exclusive);
+        assert_eq!(refcnt(), before, "the reference is released");
+        assert_eq!(cast::<Ref<Point>>(obj.as_borrowed()).unwrap().x, 5.0);
+
+        let shared = cast::<InstanceRef<Point>>(obj.as_borrowed()).unwrap();
+        let again = cast::<InstanceRef<Point>>(obj.as_borrowed()).unwrap();
+        assert!(
+            cast::<RefMut<Point>>(obj.as_borrowed()).is_err(),
+            "shared borrows live"
+        );
+        assert_eq!((shared.x, again.y), (5.0, 2.0));
+        drop(again);
+
+        // Dropped without an attached thread state: nothing is touched; the reference and
+        // the borrow are leaked (the interpreter might be gone), never released unattached.
+        // SAFETY: detaching this thread's state and attaching it again on the same thread;
+        // nothing touches Python in between but the guard's drop, which checks first.
+        unsafe {
+            let tstate = pyo3_ffi::PyEval_SaveThread();
+            drop(shared);
+            pyo3_ffi::PyEval_RestoreThread(tstate);
+        }
+        assert_eq!(refcnt(), before + 1, "leaked, not released unattached");
+        assert!(cast::<RefMut<Point>>(obj.as_borrowed()).is_err());
     });
 }
 
