@@ -78,17 +78,22 @@ impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for InstanceRef<T> {
 /// Called once, from the guard's `Drop`; `borrow` points into the instance `object` keeps
 /// alive.
 unsafe fn release<B>(borrow: &mut ManuallyDrop<B>, object: &mut ManuallyDrop<Handle>) {
-    // SAFETY: each field is taken or dropped exactly once (the caller's contract).
-    let object = unsafe { ManuallyDrop::take(object) };
-    // Without an attached thread state the closure does not run: it is dropped with
-    // `object` inside, whose `Drop` leaks the reference and warns; the borrow is never
-    // released (the interpreter, and the instance with it, may be gone).
-    let _ = Python::with_attached(move |py| {
-        // SAFETY: the instance is alive (`object` still holds it), so releasing the borrow
-        // writes to live memory; then the reference goes, as an `Owned` (a plain decref).
-        unsafe { ManuallyDrop::drop(borrow) };
-        drop(object.into_owned(py));
+    let released = Python::with_attached(|py| {
+        // SAFETY: each field is dropped or taken exactly once (the caller's contract). The
+        // instance is alive (`object` still holds it), so releasing the borrow writes to
+        // live memory; then the reference goes, as an `Owned` (a plain decref).
+        unsafe {
+            ManuallyDrop::drop(borrow);
+            drop(ManuallyDrop::take(object).into_owned(py));
+        }
     });
+    if released.is_none() {
+        // Not attached: the interpreter, and the instance with it, may be gone. The borrow
+        // is never released; the `Handle`'s own drop sees no thread state, leaks the
+        // reference and warns.
+        // SAFETY: `object` was not taken (the closure did not run); dropped once.
+        unsafe { ManuallyDrop::drop(object) };
+    }
 }
 
 impl<T: RegisteredClass> Drop for InstanceRef<T> {
