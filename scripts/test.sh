@@ -49,6 +49,30 @@ run_suite() {
   total_fail=$((total_fail + fail))
 }
 
+# one_check LABEL LOG SHOW CMD...: one check counted as one test, "LABEL: 1 passed, 0 failed".
+# Its output goes to LOG; SHOW=all prints it as it runs, SHOW=tail prints the last lines only
+# (all 30 on failure, 3 on success).
+one_check() {
+  local label=$1 log=$2 show=$3 rc
+  shift 3
+  if [ "$show" = all ]; then
+    "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+  else
+    "$@" > "$log" 2>&1
+    rc=$?
+    if [ "$rc" -eq 0 ]; then tail -n 3 "$log"; else tail -n 30 "$log"; fi
+  fi
+  if [ "$rc" -eq 0 ]; then
+    summary+=("$label: 1 passed, 0 failed")
+    total_pass=$((total_pass + 1))
+  else
+    summary+=("$label: 0 passed, 1 failed")
+    total_fail=$((total_fail + 1))
+    status=1
+  fi
+}
+
 default_py=$(default_python)
 default_ver=$("$default_py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 echo "== all tests on the default python3 ($default_py)"
@@ -66,24 +90,11 @@ else
 fi
 
 echo "== maturin: build bindery-example-minimal into a wheel, pip-install it, import it"
-if scripts/wheel-check.sh "$default_py" 2>&1 | tee "$logs/wheel.log"; then
-  summary+=("wheel: 1 passed, 0 failed")
-  total_pass=$((total_pass + 1))
-else
-  summary+=("wheel: 0 passed, 1 failed")
-  total_fail=$((total_fail + 1))
-  status=1
-fi
+one_check wheel "$logs/wheel.log" all scripts/wheel-check.sh "$default_py"
 
 echo "== rustdoc: every crate documents without warnings"
-if RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet 2>&1 | tee "$logs/rustdoc.log"; then
-  summary+=("rustdoc: 1 passed, 0 failed")
-  total_pass=$((total_pass + 1))
-else
-  summary+=("rustdoc: 0 passed, 1 failed")
-  total_fail=$((total_fail + 1))
-  status=1
-fi
+one_check rustdoc "$logs/rustdoc.log" all env RUSTDOCFLAGS="-D warnings" \
+  cargo doc --workspace --no-deps --quiet
 
 echo "== docs-site: build the book (warnings are errors), check it in headless Chromium"
 docs-site/check.sh 2>&1 | tee "$logs/docs.log"
@@ -97,27 +108,10 @@ total_pass=$((total_pass + dp))
 total_fail=$((total_fail + df))
 
 echo "== demo: scripts/demo.sh (the README's main job) exits cleanly"
-if scripts/demo.sh > "$logs/demo.log" 2>&1; then
-  summary+=("demo: 1 passed, 0 failed")
-  total_pass=$((total_pass + 1))
-else
-  tail -n 30 "$logs/demo.log"
-  summary+=("demo: 0 passed, 1 failed")
-  total_fail=$((total_fail + 1))
-  status=1
-fi
+one_check demo "$logs/demo.log" tail scripts/demo.sh
 
 echo "== peers comparison, smoke: build the C and bindery modules, check their answers, run each workload once"
-if benches/peers/run.sh --smoke > "$logs/peers-smoke.log" 2>&1; then
-  tail -n 3 "$logs/peers-smoke.log"
-  summary+=("peers smoke: 1 passed, 0 failed")
-  total_pass=$((total_pass + 1))
-else
-  tail -n 30 "$logs/peers-smoke.log"
-  summary+=("peers smoke: 0 passed, 1 failed")
-  total_fail=$((total_fail + 1))
-  status=1
-fi
+one_check "peers smoke" "$logs/peers-smoke.log" tail benches/peers/run.sh --smoke
 
 for v in "${others[@]}"; do
   [ "$v" = "$default_ver" ] && continue
