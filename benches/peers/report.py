@@ -281,8 +281,8 @@ def markdown_section(runs: List[Dict[str, Any]], chart: Optional[str]) -> str:
         "the PyO3 and bindery modules `Vec` / `HashMap<String, i64>` (a heap `String` per "
         "key); C builds the Python objects directly. nanobind and bindery can beat C on "
         "`sum_list` because they read exact floats inline where the C baseline calls "
-        "`PyFloat_AsDouble` per item. bindery's `take_ref` takes the `Counter` by clone "
-        "(the facade's function parameters cannot borrow yet; same registered-class cast).",
+        "`PyFloat_AsDouble` per item. `take_ref` borrows the caller's `Counter` in every "
+        "module (`const Counter &`, `PyRef<Counter>`, bindery's `InstanceRef<Counter>`).",
         "- The GC row builds 100,000 `Node`s in 2-cycles (`a.other = b; b.other = a`), drops "
         "them and times the one `gc.collect()` that frees them; each sample checks that the "
         "collector found them all and that sampled weak references died.",

@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use bindery_capsule::{Owned, Python};
 use bindery_cast::{
-    ClassObject, Ref, RegisteredClass, Visibility, cast, register_class, to_python, tp_dealloc,
+    ClassObject, InstanceMut, InstanceRef, Ref, RegisteredClass, Visibility, cast, register_class,
+    to_python, tp_dealloc,
 };
 use criterion::{BenchmarkId, Criterion, Throughput};
 use pyo3_ffi as ffi;
@@ -160,6 +161,19 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let point: Ref<Point> = cast(black_box(point.as_borrowed())).unwrap();
             black_box(point.x + point.y)
+        })
+    });
+    group.bench_function("InstanceRef<Point>", |b| {
+        b.iter(|| {
+            let point: InstanceRef<Point> = cast(black_box(point.as_borrowed())).unwrap();
+            black_box(point.x + point.y)
+        })
+    });
+    group.bench_function("InstanceMut<Point>", |b| {
+        b.iter(|| {
+            let mut point: InstanceMut<Point> = cast(black_box(point.as_borrowed())).unwrap();
+            point.x += 0.0;
+            black_box(point.y)
         })
     });
     group.bench_function("Point by clone", |b| {
