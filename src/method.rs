@@ -149,11 +149,10 @@ where
 {
     // SAFETY: CPython calls methods with an attached thread state.
     let py = unsafe { Python::assume_attached() };
-    let no_args: [*mut ffi::PyObject; 0] = [];
     crate::panic::catch_panic(py, ptr::null_mut(), || {
-        // SAFETY: `slf` is the instance; an empty, non-null argument array and no keywords
-        // (CPython refused any arguments before calling a METH_NOARGS function).
-        unsafe { call::<T, F, Recv, Args, M>(py, slf, no_args.as_ptr(), 0, ptr::null_mut()) }
+        // SAFETY: `slf` is the instance; no arguments and no keywords (CPython refused any
+        // before calling a METH_NOARGS function; `arg_slice` takes the null array).
+        unsafe { call::<T, F, Recv, Args, M>(py, slf, ptr::null(), 0, ptr::null_mut()) }
     })
 }
 

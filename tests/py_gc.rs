@@ -9,19 +9,28 @@
 
 use bindery_testkit::{Extension, Script};
 
-/// A script with `examples/gc` staged. Scripts start with
-/// `import gc, weakref; import bindery_example_gc as g; C = g.ContainerOwnsPythonObjects`.
+mod common;
+
+/// What every script here starts with: the modules it uses, `examples/gc` as `g`, and its
+/// two classes as `C` and `L`.
+const PRELUDE: &str = "
+    import gc, sys, weakref
+    import bindery_example_gc as g
+    C = g.ContainerOwnsPythonObjects
+    L = g.Link
+";
+
+/// A script with `examples/gc` staged, after [`PRELUDE`].
 fn gc_module(code: &str) -> Script {
-    Script::new(code).extension(Extension::new("bindery-example-gc"))
+    Script::new(code)
+        .prelude(PRELUDE)
+        .extension(Extension::new("bindery-example-gc"))
 }
 
 #[test]
 fn a_self_cycle_through_the_rust_value_is_collected() {
     gc_module(
         r#"
-        import gc, weakref
-        import bindery_example_gc as g
-        C = g.ContainerOwnsPythonObjects
         base = g.live_containers()
         collected = []
         c = C()
@@ -62,10 +71,6 @@ fn a_self_cycle_through_the_rust_value_is_collected() {
 fn clear_empties_releases_after_the_borrow_and_keeps_the_object_usable() {
     gc_module(
         r#"
-        import gc, weakref
-        import bindery_example_gc as g
-        C = g.ContainerOwnsPythonObjects
-        import sys
         c = C()
         payload = object()
         before = sys.getrefcount(payload)
@@ -96,19 +101,13 @@ fn clear_empties_releases_after_the_borrow_and_keeps_the_object_usable() {
         assert w() is None
 
         # Errors name the method and the parameter.
-        def expect(text, call, *args):
-            try:
-                call(*args)
-            except TypeError as e:
-                assert text in str(e), (text, str(e))
-            else:
-                raise AssertionError("no TypeError: " + text)
-        expect("clear() takes no arguments (1 given)", c.clear, 1)
-        expect("append() missing required argument 'obj'", c.append)
+        expect(TypeError, "clear() takes no arguments (1 given)", c.clear, 1)
+        expect(TypeError, "append() missing required argument 'obj'", c.append)
         assert C.clear.__doc__.endswith("Release every object it holds.")
         print("ok")
         "#,
     )
+    .prelude(common::EXPECT)
     .check();
 }
 
@@ -116,9 +115,6 @@ fn clear_empties_releases_after_the_borrow_and_keeps_the_object_usable() {
 fn python_subclasses_take_part_in_cycles() {
     gc_module(
         r#"
-        import gc, weakref
-        import bindery_example_gc as g
-        C = g.ContainerOwnsPythonObjects
         base = g.live_containers()
         class Sub(C):
             """A Python subclass: a __dict__ on top of the Rust value."""
@@ -169,9 +165,6 @@ fn in_place_gc_support_collects_cycles_and_frees_long_chains() {
     // `Link` uses `Class::gc()`: tp_traverse reads the Rust value in place, no cast.
     gc_module(
         r#"
-        import gc, sys, weakref
-        import bindery_example_gc as g
-        L = g.Link
         base = g.live_links()
         a = L()
         assert gc.is_tracked(a) and not a.has_target()
@@ -223,9 +216,7 @@ fn the_interpreter_exits_cleanly_with_live_cycles() {
     // with its object never calls back).
     let outcome = gc_module(
         r#"
-        import ctypes, gc, os, weakref
-        import bindery_example_gc as g
-        C = g.ContainerOwnsPythonObjects
+        import ctypes, os
         def announce(obj, label):
             # The callback is made with its own globals: one whose globals were __main__'s
             # would keep __main__'s dict, and every cycle in it, alive for ever.

@@ -21,7 +21,7 @@ import time
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 
@@ -174,17 +174,19 @@ def build_nanobind(env: BuildEnv, module: str) -> Built:
     return Built(out, "nanobind " + nanobind.__version__, steps)
 
 
-def build_pyo3(env: BuildEnv, module: str) -> Built:
-    """maturin build --release from a deleted target folder: every crate compiles anew."""
+def _maturin_module(env: BuildEnv, crate: Path, module: str, locked: bool
+                    ) -> Tuple[Path, Step]:
+    """`maturin build --release` of `crate` from a deleted target folder (every crate
+    compiles anew), the extension module taken out of the wheel: its path and the timed
+    build step. Downloads (if any) happen first, outside the timed step."""
     need_tool("cargo", "install Rust (rustup) first")
-    crate = HERE / "pyo3"
     work = env.clean_work_dir(module)
     cargo_env = dict(os.environ, CARGO_TARGET_DIR=str(work / "cargo-target"))
-    # Downloads (if any) happen here, outside the timed build.
-    run_step("cargo fetch", ["cargo", "fetch", "--locked", "--manifest-path",
+    lock_flag = ["--locked"] if locked else []
+    run_step("cargo fetch", ["cargo", "fetch", *lock_flag, "--manifest-path",
                              str(crate / "Cargo.toml")], env=cargo_env)
     wheels = work / "wheels"
-    step = run_step("maturin build", [env.bin("maturin"), "build", "--release", "--locked",
+    step = run_step("maturin build", [env.bin("maturin"), "build", "--release", *lock_flag,
                                       "-i", env.python, "-o", str(wheels), "-m",
                                       str(crate / "Cargo.toml")], env=cargo_env)
     (wheel,) = wheels.glob("*.whl")
@@ -192,6 +194,13 @@ def build_pyo3(env: BuildEnv, module: str) -> Built:
     with zipfile.ZipFile(wheel) as zf:
         (member,) = [n for n in zf.namelist() if n.endswith(env.ext_suffix)]
         out.write_bytes(zf.read(member))
+    return out, step
+
+
+def build_pyo3(env: BuildEnv, module: str) -> Built:
+    """PyO3 from crates.io, with its own Cargo.lock (`--locked`)."""
+    crate = HERE / "pyo3"
+    out, step = _maturin_module(env, crate, module, locked=True)
     lock = (crate / "Cargo.lock").read_text()
     version = re.search(r'name = "pyo3"\nversion = "([^"]+)"', lock)
     return Built(out, "PyO3 " + (version.group(1) if version else "?"), [step])
@@ -223,24 +232,9 @@ def _bindery_version() -> str:
 
 def build_bindery(env: BuildEnv, module: str) -> Built:
     """maturin build --release of benches/peers/bindery (a path dependency on this
-    repository's facade) from a deleted target folder, as bindery modules are built
-    (examples/minimal/pyproject.toml: maturin, bindings = "pyo3" over pyo3-ffi)."""
-    need_tool("cargo", "install Rust (rustup) first")
-    crate = _bindery_crate()
-    work = env.clean_work_dir(module)
-    cargo_env = dict(os.environ, CARGO_TARGET_DIR=str(work / "cargo-target"))
-    # Downloads (if any) happen here, outside the timed build.
-    run_step("cargo fetch", ["cargo", "fetch", "--manifest-path", str(crate / "Cargo.toml")],
-             env=cargo_env)
-    wheels = work / "wheels"
-    step = run_step("maturin build", [env.bin("maturin"), "build", "--release", "-i",
-                                      env.python, "-o", str(wheels), "-m",
-                                      str(crate / "Cargo.toml")], env=cargo_env)
-    (wheel,) = wheels.glob("*.whl")
-    out = work / (module + env.ext_suffix)
-    with zipfile.ZipFile(wheel) as zf:
-        (member,) = [n for n in zf.namelist() if n.endswith(env.ext_suffix)]
-        out.write_bytes(zf.read(member))
+    repository's facade), as bindery modules are built (examples/minimal/pyproject.toml:
+    maturin, bindings = "pyo3" over pyo3-ffi)."""
+    out, step = _maturin_module(env, _bindery_crate(), module, locked=False)
     return Built(out, _bindery_version(), [step])
 
 

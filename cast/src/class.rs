@@ -261,15 +261,36 @@ fn already_borrowed<T: RegisteredClass>(obj: Borrowed<'_, '_>, mutable: bool) ->
     }
 }
 
+/// A shared borrow of the value in `obj`'s `cell`: refused if it is not constructed (or
+/// already dropped) or mutably borrowed.
+#[inline]
+fn shared<'a, T: RegisteredClass>(
+    obj: Borrowed<'a, '_>,
+    cell: &'a ClassObject<T>,
+) -> Result<Ref<'a, T>, CastError> {
+    check_ready(obj, cell)?;
+    cell.try_borrow()
+        .ok_or_else(|| already_borrowed::<T>(obj, false))
+}
+
+/// The exclusive borrow of the value in `obj`'s `cell`: refused if it is not constructed
+/// (or already dropped) or borrowed in any way.
+#[inline]
+fn exclusive<'a, T: RegisteredClass>(
+    obj: Borrowed<'a, '_>,
+    cell: &'a ClassObject<T>,
+) -> Result<RefMut<'a, T>, CastError> {
+    check_ready(obj, cell)?;
+    cell.try_borrow_mut()
+        .ok_or_else(|| already_borrowed::<T>(obj, true))
+}
+
 /// From an instance of `T`'s registered class (or a subclass): a shared borrow of its
 /// value. A mutably borrowed instance is a `RuntimeError`.
 impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for Ref<'a, T> {
     #[inline]
     fn from_python(obj: Borrowed<'a, 'py>) -> Result<Self, CastError> {
-        let cell = class_object::<T>(obj)?;
-        check_ready(obj, cell)?;
-        cell.try_borrow()
-            .ok_or_else(|| already_borrowed::<T>(obj, false))
+        shared(obj, class_object::<T>(obj)?)
     }
 }
 
@@ -278,10 +299,7 @@ impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for Ref<'a, T> {
 impl<'a, 'py, T: RegisteredClass> FromPython<'a, 'py> for RefMut<'a, T> {
     #[inline]
     fn from_python(obj: Borrowed<'a, 'py>) -> Result<Self, CastError> {
-        let cell = class_object::<T>(obj)?;
-        check_ready(obj, cell)?;
-        cell.try_borrow_mut()
-            .ok_or_else(|| already_borrowed::<T>(obj, true))
+        exclusive(obj, class_object::<T>(obj)?)
     }
 }
 
@@ -297,10 +315,7 @@ impl<T: RegisteredClass> ClassObject<T> {
     #[inline]
     pub unsafe fn borrow<'a>(obj: Borrowed<'a, '_>) -> Result<Ref<'a, T>, CastError> {
         // SAFETY: the caller guarantees the layout; `obj` is alive for 'a.
-        let cell = unsafe { ClassObject::<T>::at(obj.as_ptr()) };
-        check_ready(obj, cell)?;
-        cell.try_borrow()
-            .ok_or_else(|| already_borrowed::<T>(obj, false))
+        shared(obj, unsafe { ClassObject::<T>::at(obj.as_ptr()) })
     }
 
     /// The exclusive borrow of the value of `obj`, without a registry lookup (see
@@ -311,10 +326,7 @@ impl<T: RegisteredClass> ClassObject<T> {
     #[inline]
     pub unsafe fn borrow_mut<'a>(obj: Borrowed<'a, '_>) -> Result<RefMut<'a, T>, CastError> {
         // SAFETY: the caller guarantees the layout; `obj` is alive for 'a.
-        let cell = unsafe { ClassObject::<T>::at(obj.as_ptr()) };
-        check_ready(obj, cell)?;
-        cell.try_borrow_mut()
-            .ok_or_else(|| already_borrowed::<T>(obj, true))
+        exclusive(obj, unsafe { ClassObject::<T>::at(obj.as_ptr()) })
     }
 }
 

@@ -238,29 +238,9 @@ fn the_container_owns_objects_and_cycles_through_it_are_collected() {
         gc.collect()
         assert g.live_containers() == base, g.live_containers() - base
 
-        # clear() releases after giving up its borrow: a finalizer it triggers may use the
-        # container (a naive clear would raise "already mutably borrowed" in __del__).
-        box = C()
-        seen = []
-        class UsesTheBox:
-            def __del__(self):
-                seen.append(box.size())
-                box.append("added by __del__")
-        box.append(UsesTheBox())
-        box.clear()
-        assert seen == [0] and box.size() == 1, (seen, box.size())
-
+        # (clear() giving up its borrow before releasing, and the constructor's rules, are
+        # the facade's: tests/py_gc.rs.)
         # Errors are Python exceptions.
-        try:
-            C(1)
-        except TypeError as e:
-            assert "takes no arguments" in str(e), e
-        else:
-            raise AssertionError("C(1) accepted")
-        class WithInit(C):
-            def __init__(self, x):
-                self.x = x
-        assert WithInit(5).x == 5, "a subclass __init__ gets the arguments"
         try:
             g.add_gc_checkers_with_weakrefs(1)
         except RuntimeError as e:

@@ -272,12 +272,23 @@ impl<C: Content> Manager<C> {
     #[inline]
     fn get_per_interpreter<'py>(&'static self, py: Python<'py>) -> Result<&'py C, InternalsError> {
         let interp = current_interp(py);
+        match self.cached(interp) {
+            Some(content) => Ok(content),
+            None => self.get_slow(py, interp),
+        }
+    }
+
+    /// The content of the current interpreter `interp` from the two caches: the main
+    /// interpreter's slot, then this thread's last answer. Creates, allocates and locks
+    /// nothing.
+    #[inline(always)]
+    fn cached<'py>(&'static self, interp: *mut PyInterpreterState) -> Option<&'py C> {
         if interp == self.main_interp.load(Ordering::Relaxed) {
             let content = self.main_content.load(Ordering::Acquire);
             if !content.is_null() {
                 // SAFETY: leaked content of the main interpreter, which we are in; the main
                 // interpreter's state is never reused while the process runs.
-                return Ok(unsafe { &*content });
+                return Some(unsafe { &*content });
             }
         }
         // try_with: during thread teardown the cache may be gone; the slow path still works.
@@ -288,9 +299,9 @@ impl<C: Content> Manager<C> {
             // SAFETY: the cache holds leaked content of the interpreter at `interp`, made in
             // the current generation: no interpreter this module served has cleared its
             // state since, so `interp` was not freed and reused in between.
-            return Ok(unsafe { &*cached.content.cast::<C>() });
+            return Some(unsafe { &*cached.content.cast::<C>() });
         }
-        self.get_slow(py, interp)
+        None
     }
 
     /// The content of the current interpreter from the caches or the record, without
@@ -303,21 +314,8 @@ impl<C: Content> Manager<C> {
             return Some(unsafe { &*content });
         }
         let interp = current_interp(py);
-        if interp == self.main_interp.load(Ordering::Relaxed) {
-            let content = self.main_content.load(Ordering::Acquire);
-            if !content.is_null() {
-                // SAFETY: as in `get_per_interpreter`.
-                return Some(unsafe { &*content });
-            }
-        }
-        if let Ok(cached) = C::cache().try_with(Cell::get)
-            && cached.interp == interp
-            && cached.generation == GENERATION.load(Ordering::Acquire)
-        {
-            // SAFETY: as in `get_per_interpreter`.
-            return Some(unsafe { &*cached.content.cast::<C>() });
-        }
-        self.peek_record(py, interp_id(py, interp))
+        self.cached(interp)
+            .or_else(|| self.peek_record(py, interp_id(py, interp)))
     }
 
     #[cold]

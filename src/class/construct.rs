@@ -196,14 +196,8 @@ where
         let given = unsafe { crate::function::arg_slice(args, nargs) };
         // SAFETY: F is zero-sized (checked above): no data is read.
         let f = unsafe { fn_at::<F>(ptr::null()) };
-        let value: T = f
-            .call_raw(py, given)?
-            .into_constructed()
-            .map_err(|e| Box::new(ArgError::Call(e)))?;
         // SAFETY: `ty` is T's class (tp_vectorcall is never inherited).
-        let object =
-            unsafe { new_instance::<T>(py, ty, value) }.map_err(|e| Box::new(ArgError::Call(e)))?;
-        Ok(object.into_ptr())
+        unsafe { make::<T, F, Args, M>(py, f, given, ty) }
     }));
     finish::<F>(py, outcome)
 }
@@ -366,13 +360,8 @@ where
         };
         // SAFETY: F is zero-sized (checked above): no data is read.
         let f = unsafe { fn_at::<F>(ptr::null()) };
-        let value: T = f
-            .call_raw(py, given)?
-            .into_constructed()
-            .map_err(call_error)?;
         // SAFETY: `subtype` is this class or a subclass (tp_new contract).
-        let object = unsafe { new_instance::<T>(py, subtype, value) }.map_err(call_error)?;
-        return Ok(object.into_ptr());
+        return unsafe { make::<T, F, Args, M>(py, f, given, subtype) };
     }
     let data = crate::method::data_for(TypeId::of::<F>())
         .ok_or_else(|| call_error(Error::runtime_error("bindery: constructor data missing")))?;
@@ -408,11 +397,33 @@ where
     let slots =
         unsafe { crate::args::gather(py, data, flat.as_ptr(), nargs, names, &mut defaults) }
             .map_err(call_error)?;
+    // SAFETY: `subtype` is this class or a subclass (tp_new contract).
+    unsafe { make::<T, F, Args, M>(py, f, &slots, subtype) }
+}
+
+/// Runs the constructor `f` on `args` (exactly its parameters) and stores the value in a
+/// new instance of `subtype`.
+///
+/// # Safety
+/// `subtype` is `T`'s class or a subclass of it (its instances are `ClassObject<T>`).
+#[inline]
+unsafe fn make<T, F, Args, M>(
+    py: Python<'_>,
+    f: &F,
+    args: &[*mut ffi::PyObject],
+    subtype: *mut ffi::PyTypeObject,
+) -> Result<*mut ffi::PyObject, Box<ArgError>>
+where
+    T: RegisteredClass,
+    F: IntoFunction<Args, M>,
+    F::Output: IntoConstructed<T, M>,
+{
+    let call_error = |e: Error| Box::new(ArgError::Call(e));
     let value: T = f
-        .call_raw(py, &slots)?
+        .call_raw(py, args)?
         .into_constructed()
         .map_err(call_error)?;
-    // SAFETY: `subtype` is this class or a subclass (tp_new contract).
+    // SAFETY: the caller's contract.
     let object = unsafe { new_instance::<T>(py, subtype, value) }.map_err(call_error)?;
     Ok(object.into_ptr())
 }
